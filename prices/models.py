@@ -1,0 +1,100 @@
+"""The clean data: canonical assets, the provider ids that point at them, and price quotes."""
+
+from __future__ import annotations
+
+from django.db import models
+
+# Micro-cap coins trade below 1e-8 USD and market caps reach 1e13: 18 places after the point and
+# 22 before cover both with room.
+MONEY = {"max_digits": 40, "decimal_places": 18}
+
+
+class Asset(models.Model):
+    """A canonical coin: bitcoin is one Asset whichever provider or file reported it."""
+
+    slug = models.SlugField(max_length=200, help_text="Stable canonical id, e.g. 'bitcoin'.")
+    # Not unique: dozens of coins call themselves USDC.
+    symbol = models.CharField(max_length=64, db_index=True)
+    name = models.CharField(max_length=200)
+    verified = models.BooleanField(
+        default=False,
+        help_text="True when the asset comes from the reference mapping or an operator checked it.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["symbol", "slug"]
+        constraints = [models.UniqueConstraint(fields=["slug"], name="prices_asset_unique_slug")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} ({self.name})"
+
+
+class AssetIdentifier(models.Model):
+    """One provider's id for an asset (`bitcoin` at CoinGecko, `btc-bitcoin` at CoinPaprika)."""
+
+    class Method(models.TextChoices):
+        REFERENCE = "reference", "reference mapping"
+        CROSS_PROVIDER = "cross_provider", "cross-provider name and symbol match"
+        NEW = "new", "new asset"
+        MANUAL = "manual", "set by an operator"
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="identifiers")
+    source = models.CharField(max_length=32)
+    external_id = models.CharField(max_length=255)
+    symbol = models.CharField(max_length=64, blank=True, help_text="As the provider spells it.")
+    name = models.CharField(max_length=200, blank=True, help_text="As the provider spells it.")
+    method = models.CharField(max_length=16, choices=Method.choices)
+    confidence = models.DecimalField(max_digits=3, decimal_places=2, default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["source", "external_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"], name="prices_identifier_unique_source_external_id"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(confidence__gte=0, confidence__lte=1),
+                name="prices_identifier_confidence_0_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id} -> {self.asset_id}"
+
+
+class Quote(models.Model):
+    """One price observation of one asset from one source at the provider's own time."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="quotes")
+    source = models.CharField(max_length=32)
+    observed_at = models.DateTimeField()
+    price_usd = models.DecimalField(**MONEY)
+    market_cap_usd = models.DecimalField(**MONEY, null=True, blank=True)
+    volume_24h_usd = models.DecimalField(**MONEY, null=True, blank=True)
+    percent_change_24h = models.DecimalField(
+        max_digits=30, decimal_places=10, null=True, blank=True
+    )
+    raw_record = models.ForeignKey(
+        "ingestion.RawRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    run = models.ForeignKey(
+        "runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-observed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset", "source", "observed_at"], name="prices_quote_unique_observation"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["asset", "-observed_at"], name="prices_quote_asset_time"),
+            models.Index(fields=["source", "-observed_at"], name="prices_quote_source_time"),
+            models.Index(fields=["observed_at", "id"], name="prices_quote_time_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} {self.source} {self.observed_at:%Y-%m-%d %H:%M} {self.price_usd}"
