@@ -41,14 +41,25 @@ class Observation:
     percent_change_24h: Decimal | None = None
 
 
-def fit(value: Decimal | None, *, field: str, max_digits: int, places: int) -> Decimal | None:
-    """Round to the column's decimal places; refuse a number too large for the column."""
+def fit(
+    value: Decimal | None,
+    *,
+    field: str,
+    max_digits: int,
+    places: int,
+    significant: int | None = None,
+) -> Decimal | None:
+    """Round to what the column keeps: its decimal places and, where the database stores
+    decimals as floats (SQLite), its significant digits. Refuse a number too large for it."""
     if value is None:
         return None
     if value.adjusted() >= max_digits - places:
         raise Rejected(f"{field} {value} is too large to store")
-    with localcontext(prec=max_digits + 2):
-        return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    if significant is not None:
+        with localcontext(prec=significant, rounding=ROUND_HALF_EVEN):
+            value = +value  # unary plus rounds to the context's precision
+    with localcontext(prec=max_digits + 2, rounding=ROUND_HALF_EVEN):
+        return value.quantize(Decimal(1).scaleb(-places))
 
 
 def is_missing(value: Any) -> bool:

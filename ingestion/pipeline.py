@@ -16,7 +16,7 @@ from itertools import islice
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ingestion.identity import ProviderAsset, resolve_assets
@@ -195,6 +195,8 @@ def store_batch(*, run: Run, src: Source, items: list[Item]) -> BatchCounts:
 
 def _fit_to_columns(observation: Observation) -> Observation:
     """Round values to what the database keeps, so comparing with stored quotes is exact."""
+    # SQLite keeps decimals as 8-byte floats: 15 significant digits survive a round trip.
+    significant = 15 if connection.vendor == "sqlite" else None
     for name in QUOTE_VALUE_FIELDS:
         column = Quote._meta.get_field(name)
         value = fit(
@@ -202,6 +204,7 @@ def _fit_to_columns(observation: Observation) -> Observation:
             field=name,
             max_digits=column.max_digits,
             places=column.decimal_places,
+            significant=significant,
         )
         setattr(observation, name, value)
     return observation

@@ -1,0 +1,30 @@
+from collections.abc import Callable
+from decimal import Decimal, localcontext
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[..., Path]:
+    """Write CSV text to a file (bytes are written as given, so CRLF and BOM survive)."""
+
+    def write(text: str | bytes, name: str = "prices.csv") -> Path:
+        path = tmp_path / name
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        return path
+
+    return write
+
+
+def stored(value: str) -> Decimal:
+    """`value` as the test database keeps it: exact on PostgreSQL; SQLite keeps decimals as
+    floats, so 15 significant digits (see README, "SQLite and precision")."""
+    number = Decimal(value)
+    if connection.vendor == "sqlite":
+        with localcontext(prec=15):
+            number = +number
+    return number

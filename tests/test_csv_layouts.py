@@ -1,0 +1,177 @@
+"""The CSV source: each layout, and what happens to bad rows and bad files."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from ingestion.models import RawRecord
+from ingestion.pipeline import ingest
+from prices.models import Quote
+from runs.models import Run
+from tests.conftest import FIXTURES, stored
+
+pytestmark = pytest.mark.django_db
+
+KAGGLE_HEADER = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap"
+
+
+def test_bundled_kaggle_file_loads_every_row(settings):
+    run = ingest(source="csv")
+
+    assert run.status == Run.Status.SUCCEEDED
+    assert run.records_read == run.records_inserted == 2160
+    first = Quote.objects.order_by("observed_at").first()
+    assert first.asset.symbol == "ETH"
+    assert first.asset.name == "Ethereum"
+    assert first.observed_at == datetime(2015, 8, 8, 23, 59, 59, tzinfo=UTC)
+    assert first.price_usd == stored("0.7533249855041504")  # Close, not Open or High
+    assert first.market_cap_usd == stored("45486894.2408")
+    assert first.volume_24h_usd == stored("674188.0")
+
+
+def test_yahoo_layout_takes_symbol_from_file_name():
+    run = ingest(source="csv", path=str(FIXTURES / "csv" / "ETH-USD.csv"))
+
+    assert run.status == Run.Status.SUCCEEDED
+    assert run.records_inserted == 5
+    quote = Quote.objects.get(observed_at=datetime(2015, 8, 8, tzinfo=UTC))
+    assert quote.asset.symbol == "ETH"
+    assert quote.price_usd == stored("0.7533249855041504")
+
+
+def test_yahoo_layout_takes_symbol_option_over_file_name(write_csv):
+    text = (FIXTURES / "csv" / "ETH-USD.csv").read_text()
+    path = write_csv(text, name="export.csv")
+
+    run = ingest(source="csv", path=str(path), symbol="eth")
+
+    assert run.records_inserted == 5
+    assert set(Quote.objects.values_list("asset__symbol", flat=True)) == {"ETH"}
+
+
+def test_yahoo_file_without_any_symbol_is_refused(write_csv):
+    path = write_csv((FIXTURES / "csv" / "ETH-USD.csv").read_text(), name="export.csv")
+
+    run = ingest(source="csv", path=str(path))
+
+    assert run.status == Run.Status.FAILED
+    assert "--symbol" in run.error
+    assert not Quote.objects.exists()
+
+
+def test_yahoo_null_rows_are_rejected_and_the_rest_load(write_csv):
+    path = write_csv(
+        "Date,Open,High,Low,Close,Adj Close,Volume\n"
+        "2015-08-08,2.79,2.80,0.71,0.7533,0.7533,674188\n"
+        "2015-08-09,null,null,null,null,null,null\n"
+        "2015-08-10,0.71,0.73,0.64,0.7087,0.7087,405283\n",
+        name="ETH-USD.csv",
+    )
+
+    run = ingest(source="csv", path=str(path))
+
+    assert run.status == Run.Status.PARTIAL
+    assert (run.records_inserted, run.records_rejected) == (2, 1)
+    rejected = RawRecord.objects.exclude(rejection_reason="").get()
+    assert rejected.external_id == "ETH-USD.csv:3"
+    assert rejected.rejection_reason == "missing Close"
+
+
+def test_cryptodatadownload_layout_newest_first_with_url_line():
+    run = ingest(source="csv", path=str(FIXTURES / "csv" / "cryptodatadownload_ETHUSD_d.csv"))
+
+    assert run.status == Run.Status.SUCCEEDED
+    assert run.records_inserted == 5
+    quote = Quote.objects.order_by("observed_at").first()
+    assert quote.asset.symbol == "ETH"  # from the pair ETHUSD
+    assert quote.observed_at == datetime(2015, 8, 8, 23, 59, 59, tzinfo=UTC)  # ms timestamp
+    assert quote.volume_24h_usd == stored("674188.0")  # Volume USD, not Volume ETH
+
+
+def test_cryptodatadownload_pair_not_in_usd_is_rejected(write_csv):
+    path = write_csv(
+        "Unix Timestamp,Date,Symbol,Open,High,Low,Close,Volume ETH,Volume USD\n"
+        "1439078399,2015-08-08 23:59:59,ETHBTC,0.01,0.01,0.002,0.003,10,2000\n"
+        "1439164799,2015-08-09 23:59:59,ETH/USD,0.70,0.87,0.62,0.70,500,532170\n"
+    )
+
+    run = ingest(source="csv", path=str(path))
+
+    assert (run.records_inserted, run.records_rejected) == (1, 1)
+    assert (
+        "not a pair quoted in USD"
+        in RawRecord.objects.get(external_id="prices.csv:2").rejection_reason
+    )
+
+
+def test_header_is_matched_ignoring_case_spacing_bom_and_crlf(write_csv):
+    text = (
+        "\ufeffsno, NAME ,symbol,date,high,low,open,close,volume,Market Cap\r\n"
+        "1,Ethereum,ETH,2015-08-08 23:59:59,2.79,0.71,2.79,0.7533,674188.0,45486894.2408\r\n"
+    )
+    run = ingest(source="csv", path=str(write_csv(text)))
+
+    assert run.status == Run.Status.SUCCEEDED
+    assert Quote.objects.get().price_usd == stored("0.7533")
+
+
+def test_unrecognised_layout_is_refused_naming_expected_columns(write_csv):
+    path = write_csv("time,price\n2020-01-01,1\n")
+
+    run = ingest(source="csv", path=str(path))
+
+    assert run.status == Run.Status.FAILED
+    assert "unrecognised CSV layout" in run.error
+    assert KAGGLE_HEADER in run.error
+    assert "Date,Open,High,Low,Close,Adj Close,Volume" in run.error
+    assert not RawRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (
+            "1,Ethereum,ETH,2015-08-08 23:59:59,2.8,0.7,2.8,abc,674188.0,1",
+            "Close 'abc' is not a number",
+        ),
+        ("1,Ethereum,ETH,2015-08-08 23:59:59,2.8,0.7,2.8,,674188.0,1", "missing Close"),
+        ("1,Ethereum,ETH,2015-08-08 23:59:59,2.8,0.7,2.8,-1,674188.0,1", "not a positive price"),
+        ("1,Ethereum,ETH,2015-08-08 23:59:59,2.8,0.7,2.8,NaN,674188.0,1", "missing Close"),
+        ("1,Ethereum,ETH,08/08/2015,2.8,0.7,2.8,0.75,674188.0,1", "Date '08/08/2015'"),
+        ("1,Ethereum,ETH,2015-08-08 23:59:59,2.8,0.7", "expected 10 columns, found 6"),
+    ],
+)
+def test_bad_rows_are_rejected_with_line_and_reason(write_csv, row, reason):
+    good = "2,Ethereum,ETH,2015-08-09 23:59:59,0.88,0.63,0.71,0.7019,532170.0,42399573.4991"
+    path = write_csv(f"{KAGGLE_HEADER}\n{row}\n{good}\n")
+
+    run = ingest(source="csv", path=str(path))
+
+    assert (run.records_read, run.records_inserted, run.records_rejected) == (2, 1, 1)
+    rejected = RawRecord.objects.exclude(rejection_reason="").get()
+    assert rejected.external_id == "prices.csv:2"
+    assert reason in rejected.rejection_reason
+
+
+def test_locale_mangled_file_loads_nothing(write_csv):
+    # Thousands separators where decimals were, and day-first two-digit-year dates.
+    path = write_csv(
+        f"{KAGGLE_HEADER}\n"
+        "1,Bitcoin,BTC,29-04-13 23:59,147.488.000.000,134.000,134.444,144.539.993.286,0,1.603.768.864\n"
+        "2,Bitcoin,BTC,30-04-13 23:59,146.929.993.286,134.050.003.052,144.0,139.0,0,14.748.800.659.179.600\n"
+    )
+
+    run = ingest(source="csv", path=str(path))
+
+    assert run.records_inserted == 0
+    assert run.records_rejected == 2
+    assert not Quote.objects.exists()
+    reasons = list(RawRecord.objects.values_list("rejection_reason", flat=True))
+    assert all("29-04-13" in r or "30-04-13" in r or "thousands" in r for r in reasons)
+
+
+def test_missing_file_fails_the_run(tmp_path):
+    run = ingest(source="csv", path=str(tmp_path / "nope.csv"))
+
+    assert run.status == Run.Status.FAILED
+    assert "not found" in run.error

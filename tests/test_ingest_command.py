@@ -1,0 +1,83 @@
+"""`manage.py ingest`: output and exit codes, as cron and an operator meet them."""
+
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from runs.models import Run
+from tests.conftest import FIXTURES
+
+pytestmark = pytest.mark.django_db
+
+KAGGLE = FIXTURES / "csv" / "kaggle_coin_Ethereum_head.csv"
+
+
+def test_success_prints_a_one_line_summary_and_exits_zero():
+    out = StringIO()
+
+    call_command("ingest", "--source", "csv", "--path", str(KAGGLE), stdout=out)
+
+    last = out.getvalue().strip().splitlines()[-1]
+    run = Run.objects.get()
+    assert last.startswith(f"run {run.pk} csv succeeded: read 10, inserted 10")
+
+
+def test_failed_run_exits_non_zero():
+    with pytest.raises(CommandError) as excinfo:
+        call_command("ingest", "--source", "csv", "--path", str(KAGGLE), "--fail-after", "3")
+
+    assert excinfo.value.returncode == 1
+    assert "injected failure after 3 records" in str(excinfo.value)
+    assert Run.objects.get().status == Run.Status.FAILED
+
+
+def test_already_running_source_exits_three():
+    Run.objects.create(source="csv", status=Run.Status.RUNNING)
+
+    with pytest.raises(CommandError) as excinfo:
+        call_command("ingest", "--source", "csv", "--path", str(KAGGLE))
+
+    assert excinfo.value.returncode == 3
+    assert "already running" in str(excinfo.value)
+
+
+def test_unknown_source_is_a_usage_error():
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("ingest", "--source", "nasdaq")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_command_exit_code_seen_by_cron(tmp_path: Path):
+    """A real process, as cron runs it: the shell sees the exit status."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+    }
+    root = Path(__file__).resolve().parent.parent
+    manage = [sys.executable, str(root / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=root)
+
+    ok = subprocess.run(
+        [*manage, "ingest", "--source", "csv", "--path", str(KAGGLE)],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    failed = subprocess.run(
+        [*manage, "ingest", "--source", "csv", "--path", str(tmp_path / "missing.csv")],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+
+    assert ok.returncode == 0, ok.stderr
+    assert "csv succeeded: read 10" in ok.stdout
+    assert failed.returncode == 1
+    assert "CSV file not found" in failed.stderr
