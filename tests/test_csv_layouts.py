@@ -157,8 +157,10 @@ def test_locale_mangled_file_loads_nothing(write_csv):
     # Thousands separators where decimals were, and day-first two-digit-year dates.
     path = write_csv(
         f"{KAGGLE_HEADER}\n"
-        "1,Bitcoin,BTC,29-04-13 23:59,147.488.000.000,134.000,134.444,144.539.993.286,0,1.603.768.864\n"
-        "2,Bitcoin,BTC,30-04-13 23:59,146.929.993.286,134.050.003.052,144.0,139.0,0,14.748.800.659.179.600\n"
+        "1,Bitcoin,BTC,29-04-13 23:59,147.488.000.000,134.000,134.444,144.539.993.286,0,"
+        "1.603.768.864\n"
+        "2,Bitcoin,BTC,30-04-13 23:59,146.929.993.286,134.050.003.052,144.0,139.0,0,"
+        "14.748.800.659.179.600\n"
     )
 
     run = ingest(source="csv", path=str(path))
