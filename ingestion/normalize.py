@@ -6,10 +6,11 @@ on. Nothing here guesses: an ambiguous date or a locale-formatted number is refu
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
 MISSING_MARKERS = frozenset({"", "null", "none", "nan", "n/a", "-"})
@@ -42,24 +43,34 @@ class Observation:
 
 
 def fit(
-    value: Decimal | None,
+    value: Decimal,
     *,
     field: str,
     max_digits: int,
     places: int,
     significant: int | None = None,
-) -> Decimal | None:
+) -> Decimal:
     """Round to what the column keeps: its decimal places and, where the database stores
     decimals as floats (SQLite), its significant digits. Refuse a number too large for it."""
-    if value is None:
-        return None
     if value.adjusted() >= max_digits - places:
         raise Rejected(f"{field} {value} is too large to store")
     if significant is not None:
-        with localcontext(prec=significant, rounding=ROUND_HALF_EVEN):
-            value = +value  # unary plus rounds to the context's precision
-    with localcontext(prec=max_digits + 2, rounding=ROUND_HALF_EVEN):
-        return value.quantize(Decimal(1).scaleb(-places))
+        value = _significant_context(significant).plus(value)
+    return value.quantize(_quantum(places), context=_EXACT)
+
+
+# Wide enough for any column here: quantize must not round away integer digits.
+_EXACT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+
+
+@functools.cache
+def _significant_context(digits: int) -> Context:
+    return Context(prec=digits, rounding=ROUND_HALF_EVEN)
+
+
+@functools.cache
+def _quantum(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
 
 
 def is_missing(value: Any) -> bool:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -19,8 +18,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from ingestion import bulk
 from ingestion.identity import ProviderAsset, resolve_assets
-from ingestion.models import RawRecord
 from ingestion.normalize import Observation, Rejected, fit
 from ingestion.sources import build_source
 from ingestion.sources.base import Item, Source, SourceError
@@ -28,8 +27,6 @@ from prices.models import Quote
 from runs.models import Checkpoint, Run
 
 logger = logging.getLogger(__name__)
-
-QUOTE_VALUE_FIELDS = ("price_usd", "market_cap_usd", "volume_24h_usd", "percent_change_24h")
 
 
 class InjectedFailure(Exception):
@@ -117,6 +114,7 @@ def _execute(
         # cursor that belongs with this batch.
         cursor = src.position()
         with transaction.atomic():
+            bulk.relax_commit_durability()
             counts = store_batch(run=run, src=src, items=batch)
             checkpoint.advance(cursor=cursor, run=run)
             run.add_counts(
@@ -149,72 +147,74 @@ def store_batch(*, run: Run, src: Source, items: list[Item]) -> BatchCounts:
         unique.setdefault(item.content_hash, item)
     counts.unchanged += len(items) - len(unique)
 
-    # Content already stored (by an earlier run, or a re-read file) writes nothing again.
-    known = dict(
-        RawRecord.objects.filter(source=src.name, content_hash__in=list(unique)).values_list(
-            "content_hash", "rejection_reason"
-        )
-    )
-    for reason in known.values():
-        if reason:
-            counts.rejected += 1
-        else:
-            counts.unchanged += 1
-    fresh = [item for digest, item in unique.items() if digest not in known]
-    if not fresh:
-        return counts
-
     fetched_at = timezone.now()
-    raws: list[RawRecord] = []
-    observations: list[Observation | None] = []
-    for item in fresh:
+    fit = _column_fitter()
+    raws: list[bulk.RawRow] = []
+    observations: dict[str, Observation] = {}
+    for digest, item in unique.items():
         try:
-            observation: Observation | None = _fit_to_columns(src.normalize(item.payload))
+            observations[digest] = fit(src.normalize(item.payload))
             reason = ""
         except Rejected as exc:
-            observation, reason = None, str(exc)
-            counts.rejected += 1
-            counts.rejections.append((item.external_id, reason))
-        observations.append(observation)
+            reason = str(exc)
         raws.append(
-            RawRecord(
-                source=src.name,
-                run=run,
-                external_id=item.external_id,
-                payload=item.payload,
-                content_hash=item.content_hash,
-                fetched_at=fetched_at,
-                rejection_reason=reason,
+            bulk.RawRow(
+                src.name, run.pk, item.external_id, item.payload, digest, fetched_at, reason
             )
         )
-    RawRecord.objects.bulk_create(raws)
-    accepted = [(o, raw) for o, raw in zip(observations, raws, strict=True) if o is not None]
+    # Content stored before (an earlier run, a re-read file) is skipped by the database.
+    inserted = bulk.insert_raw_records(raws)
+    for raw in raws:
+        if raw.rejection_reason:
+            counts.rejected += 1
+            if raw.content_hash in inserted:
+                counts.rejections.append((raw.external_id, raw.rejection_reason))
+        elif raw.content_hash not in inserted:
+            counts.unchanged += 1
+    accepted = [
+        (observation, inserted[digest])
+        for digest, observation in observations.items()
+        if digest in inserted
+    ]
     _upsert_quotes(run=run, source=src.name, accepted=accepted, counts=counts)
     return counts
 
 
-def _fit_to_columns(observation: Observation) -> Observation:
-    """Round values to what the database keeps, so comparing with stored quotes is exact."""
+def _column_fitter() -> Callable[[Observation], Observation]:
+    """Round an observation's values to what the database keeps, so comparing them with stored
+    quotes is exact."""
     # SQLite keeps decimals as 8-byte floats: 15 significant digits survive a round trip.
     significant = 15 if connection.vendor == "sqlite" else None
-    for name in QUOTE_VALUE_FIELDS:
-        column = Quote._meta.get_field(name)
-        value = fit(
-            getattr(observation, name),
-            field=name,
-            max_digits=column.max_digits,
-            places=column.decimal_places,
-            significant=significant,
-        )
-        setattr(observation, name, value)
-    return observation
+    columns = [
+        (name, Quote._meta.get_field(name).max_digits, Quote._meta.get_field(name).decimal_places)
+        for name in bulk.QUOTE_VALUE_FIELDS
+    ]
+
+    def fit_observation(observation: Observation) -> Observation:
+        for name, max_digits, places in columns:
+            value = getattr(observation, name)
+            if value is not None:
+                setattr(
+                    observation,
+                    name,
+                    fit(
+                        value,
+                        field=name,
+                        max_digits=max_digits,
+                        places=places,
+                        significant=significant,
+                    ),
+                )
+        return observation
+
+    return fit_observation
 
 
 def _upsert_quotes(
     *,
     run: Run,
     source: str,
-    accepted: list[tuple[Observation, RawRecord]],
+    accepted: list[tuple[Observation, int]],
     counts: BatchCounts,
 ) -> None:
     if not accepted:
@@ -223,52 +223,23 @@ def _upsert_quotes(
         source=source,
         assets=(ProviderAsset(o.identity, o.symbol, o.name) for o, _ in accepted),
     )
-    # One row per (asset, time): PostgreSQL refuses to touch a row twice in one statement.
-    latest: dict[tuple[int, Any], tuple[Observation, RawRecord]] = {}
-    for observation, raw in accepted:
-        key = (asset_ids[observation.identity], observation.observed_at)
-        if key in latest:
-            counts.unchanged += 1
-        latest[key] = (observation, raw)
-
-    existing = {
-        (quote.asset_id, quote.observed_at): quote
-        for quote in Quote.objects.filter(
-            source=source,
-            asset_id__in={asset_id for asset_id, _ in latest},
-            observed_at__in={observed_at for _, observed_at in latest},
-        ).only("id", "asset_id", "observed_at", *QUOTE_VALUE_FIELDS)
-    }
-    new: list[Quote] = []
-    changed: list[Quote] = []
-    for key, (observation, raw) in latest.items():
-        values = {name: getattr(observation, name) for name in QUOTE_VALUE_FIELDS}
-        quote = existing.get(key)
-        if quote is None:
-            new.append(
-                Quote(
-                    asset_id=key[0],
-                    source=source,
-                    observed_at=key[1],
-                    raw_record=raw,
-                    run=run,
-                    **values,
-                )
-            )
-        elif _same_values(quote, values):
-            counts.unchanged += 1
-        else:
-            for name, value in values.items():
-                setattr(quote, name, value)
-            quote.raw_record = raw
-            quote.run = run
-            changed.append(quote)
-    Quote.objects.bulk_create(new)
-    Quote.objects.bulk_update(changed, [*QUOTE_VALUE_FIELDS, "raw_record", "run"])
-    counts.inserted += len(new)
-    counts.updated += len(changed)
-
-
-def _same_values(quote: Quote, values: dict[str, Decimal | None]) -> bool:
-    # Decimal equality ignores trailing zeros: 1.50 == 1.5.
-    return all(getattr(quote, name) == value for name, value in values.items())
+    # One row per (asset, time), the last one winning: PostgreSQL refuses to touch a row twice
+    # in one statement.
+    latest: dict[tuple[int, datetime], bulk.QuoteRow] = {}
+    for observation, raw_id in accepted:
+        asset_id = asset_ids[observation.identity]
+        latest[(asset_id, observation.observed_at)] = bulk.QuoteRow(
+            asset_id,
+            source,
+            observation.observed_at,
+            observation.price_usd,
+            observation.market_cap_usd,
+            observation.volume_24h_usd,
+            observation.percent_change_24h,
+            raw_id,
+            run.pk,
+        )
+    written = bulk.upsert_quotes(list(latest.values()))
+    counts.inserted += written.inserted
+    counts.updated += written.updated
+    counts.unchanged += len(accepted) - written.inserted - written.updated

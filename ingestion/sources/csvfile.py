@@ -100,71 +100,78 @@ def _columns_by_key(header: tuple[str, ...]) -> dict[str, str]:
     return {_key(column): column for column in header}
 
 
-def _column(row: dict[str, str], *keys: str) -> str | None:
-    """The value of the first column whose header key is in `keys`."""
-    columns = _columns_by_key(tuple(row))
-    for key in keys:
-        if key in columns:
-            return row[columns[key]]
-    return None
+class _Row:
+    """A stored row read by header key, whatever the file's spelling of the header."""
 
+    __slots__ = ("columns", "values")
 
-def _require(row: dict[str, str], key: str, label: str) -> str:
-    value = _column(row, key)
-    if is_missing(value):
-        raise Rejected(f"missing {label}")
-    assert value is not None
-    return value
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.columns = _columns_by_key(tuple(values))
+
+    def get(self, *keys: str) -> str | None:
+        """The value of the first column whose header key is in `keys`."""
+        for key in keys:
+            column = self.columns.get(key)
+            if column is not None:
+                return self.values[column]
+        return None
+
+    def require(self, key: str, label: str) -> str:
+        value = self.get(key)
+        if value is None or is_missing(value):
+            raise Rejected(f"missing {label}")
+        return value.strip()
 
 
 def _normalize_kaggle(payload: dict[str, Any]) -> Observation:
-    row = payload["row"]
-    symbol = _require(row, "symbol", "Symbol").strip().upper()
-    name = _require(row, "name", "Name").strip()
+    row = _Row(payload["row"])
+    symbol = row.require("symbol", "Symbol").upper()
+    name = row.require("name", "Name")
     return Observation(
         identity=f"{symbol}/{name}",
         symbol=symbol,
         name=name,
-        observed_at=to_utc(_column(row, "date"), field="Date"),
-        price_usd=to_positive_price(_column(row, "close"), field="Close"),
-        market_cap_usd=to_decimal(_column(row, "marketcap"), field="Marketcap"),
-        volume_24h_usd=to_decimal(_column(row, "volume"), field="Volume"),
+        observed_at=to_utc(row.get("date"), field="Date"),
+        price_usd=to_positive_price(row.get("close"), field="Close"),
+        market_cap_usd=to_decimal(row.get("marketcap"), field="Marketcap"),
+        volume_24h_usd=to_decimal(row.get("volume"), field="Volume"),
     )
 
 
 def _normalize_yahoo(payload: dict[str, Any]) -> Observation:
-    row = payload["row"]
+    row = _Row(payload["row"])
     symbol = payload["symbol"]
     return Observation(
         identity=symbol,
         symbol=symbol,
         name="",
-        observed_at=to_utc(_column(row, "date"), field="Date"),
-        price_usd=to_positive_price(_column(row, "close"), field="Close"),
-        volume_24h_usd=to_decimal(_column(row, "volume"), field="Volume"),
+        observed_at=to_utc(row.get("date"), field="Date"),
+        price_usd=to_positive_price(row.get("close"), field="Close"),
+        volume_24h_usd=to_decimal(row.get("volume"), field="Volume"),
     )
 
 
 def _normalize_cryptodatadownload(payload: dict[str, Any]) -> Observation:
-    row = payload["row"]
-    pair = _require(row, "symbol", "Symbol").strip()
+    row = _Row(payload["row"])
+    pair = row.require("symbol", "Symbol")
     match = _PAIR.match(pair)
     if not match:
         raise Rejected(f"Symbol {pair!r} is not a pair quoted in USD")
     symbol = match["base"].upper()
-    timestamp = _column(row, "unixtimestamp", "unix")
+    timestamp = row.get("unixtimestamp", "unix")
     observed_at = (
         to_utc(timestamp, field="Unix Timestamp")
         if not is_missing(timestamp)
-        else to_utc(_column(row, "date"), field="Date")
+        else to_utc(row.get("date"), field="Date")
     )
     return Observation(
         identity=symbol,
         symbol=symbol,
         name="",
         observed_at=observed_at,
-        price_usd=to_positive_price(_column(row, "close"), field="Close"),
-        volume_24h_usd=to_decimal(_column(row, "volumeusd"), field="Volume USD"),
+        price_usd=to_positive_price(row.get("close"), field="Close"),
+        volume_24h_usd=to_decimal(row.get("volumeusd"), field="Volume USD"),
     )
 
 
