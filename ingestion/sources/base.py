@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ingestion.drift import Schema
 from ingestion.normalize import Observation
 
 
@@ -45,6 +46,12 @@ class Source(ABC):
     """
 
     name: ClassVar[str]
+    # The canonical asset (slug) every item of this run belongs to, when an operator said so
+    # (`ingest --source csv --asset bitcoin`); None lets identity resolution decide.
+    asset_slug: str | None = None
+    # The fields each item should have, for schema drift checks; None: not checked (CSV rows
+    # are checked by their header instead).
+    expected_schema: ClassVar[Schema | None] = None
 
     @abstractmethod
     def fetch(self, cursor: dict[str, Any]) -> Iterator[Item]: ...
@@ -59,3 +66,12 @@ class Source(ABC):
     def describe(self) -> dict[str, Any]:
         """What this source reads, for the run's options (never secrets)."""
         return {}
+
+    def schema_record(self, payload: dict[str, Any]) -> Mapping[str, Any]:
+        """The part of a stored payload that `expected_schema` describes."""
+        return payload
+
+    def missing_configuration(self) -> str | None:
+        """Why this source cannot run at all as configured (a required key is not set), or
+        None. `ingest --source all` skips such a source with this note instead of failing."""
+        return None
