@@ -1,47 +1,178 @@
 """Identity resolution: which canonical `Asset` a provider's id stands for.
 
-Lookups are per batch (one query for known identifiers, one for slugs, two bulk inserts for new
-assets), never per item.
+For an id seen for the first time, in this order:
+1. the reference mapping (data/reference_assets.csv): the canonical asset, verified;
+2. (an id seen before keeps its `AssetIdentifier`, whatever made it);
+3. a cross-provider match on normalized name AND symbol, when exactly one asset matches;
+4. otherwise a new canonical asset, flagged unverified.
+A symbol alone never merges two assets: dozens of coins call themselves USDC.
+
+Everything is per batch (a handful of queries whatever the batch size), never per item.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.utils.text import slugify
 
+from ingestion.reference import ReferenceAsset, normalize_name, reference_index
 from prices.models import Asset, AssetIdentifier
+
+Method = AssetIdentifier.Method
+SYMBOL_LENGTH = Asset._meta.get_field("symbol").max_length
+NAME_LENGTH = Asset._meta.get_field("name").max_length
+CONFIDENCE = {
+    Method.REFERENCE: Decimal(1),
+    Method.MANUAL: Decimal(1),
+    Method.CROSS_PROVIDER: Decimal("0.8"),
+    Method.NEW: Decimal(0),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderAsset:
-    """An asset as one provider names it."""
+    """An asset as one provider names it (symbol and name cut to what the columns hold)."""
 
     external_id: str
     symbol: str
     name: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "symbol", self.symbol[:SYMBOL_LENGTH])
+        object.__setattr__(self, "name", self.name[:NAME_LENGTH])
 
-def resolve_assets(*, source: str, assets: Iterable[ProviderAsset]) -> dict[str, int]:
-    """Map each provider id to a canonical asset id, creating assets for ids never seen."""
+
+def resolve_assets(
+    *, source: str, assets: Iterable[ProviderAsset], asset_slug: str | None = None
+) -> dict[str, int]:
+    """Map each provider id to a canonical asset id, creating what is missing.
+
+    `asset_slug` (the CSV source's --asset) maps every id given to that asset, as an
+    operator's decision.
+    """
     wanted = {asset.external_id: asset for asset in assets}
+    if asset_slug is not None:
+        return _assign(source=source, assets=list(wanted.values()), slug=asset_slug)
     resolved = dict(
         AssetIdentifier.objects.filter(source=source, external_id__in=list(wanted)).values_list(
             "external_id", "asset_id"
         )
     )
     missing = [asset for external_id, asset in wanted.items() if external_id not in resolved]
-    if missing:
-        resolved.update(_create_assets(source=source, assets=missing))
+    if not missing:
+        return resolved
+
+    reference = reference_index()
+    matches: dict[str, tuple[int, str]] = {}  # external id -> (asset id, method)
+    from_reference = {
+        asset.external_id: found
+        for asset in missing
+        if (
+            found := reference.lookup(
+                source=source, external_id=asset.external_id, symbol=asset.symbol, name=asset.name
+            )
+        )
+    }
+    reference_ids = _reference_assets(from_reference.values())
+    for external_id, found in from_reference.items():
+        matches[external_id] = (reference_ids[found.slug], Method.REFERENCE)
+
+    unmatched = [asset for asset in missing if asset.external_id not in matches]
+    for external_id, asset_id in _cross_provider_matches(unmatched).items():
+        matches[external_id] = (asset_id, Method.CROSS_PROVIDER)
+
+    new = [asset for asset in unmatched if asset.external_id not in matches]
+    for external_id, asset_id in _create_assets(
+        source=source, assets=new, reserved=reference.slugs
+    ).items():
+        matches[external_id] = (asset_id, Method.NEW)
+
+    AssetIdentifier.objects.bulk_create(
+        AssetIdentifier(
+            asset_id=asset_id,
+            source=source,
+            external_id=asset.external_id,
+            symbol=asset.symbol,
+            name=asset.name,
+            method=method,
+            confidence=CONFIDENCE[method],
+        )
+        for asset in missing
+        for asset_id, method in [matches[asset.external_id]]
+    )
+    resolved.update({external_id: asset_id for external_id, (asset_id, _) in matches.items()})
     return resolved
 
 
-def _create_assets(*, source: str, assets: list[ProviderAsset]) -> dict[str, int]:
+def _assign(*, source: str, assets: list[ProviderAsset], slug: str) -> dict[str, int]:
+    target = Asset.objects.filter(slug=slug).first()
+    if target is None:
+        known = next((a for a in reference_index().by_provider_id.values() if a.slug == slug), None)
+        if known is None:
+            raise LookupError(f"no asset with slug {slug!r} (see the admin, or the reference file)")
+        target = Asset.objects.get(pk=_reference_assets([known])[slug])
+    for asset in assets:
+        AssetIdentifier.objects.update_or_create(
+            source=source,
+            external_id=asset.external_id,
+            defaults={
+                "asset": target,
+                "symbol": asset.symbol,
+                "name": asset.name,
+                "method": Method.MANUAL,
+                "confidence": CONFIDENCE[Method.MANUAL],
+            },
+        )
+    return {asset.external_id: target.pk for asset in assets}
+
+
+def _reference_assets(found: Iterable[ReferenceAsset]) -> dict[str, int]:
+    """Ids of the canonical assets for these reference entries, created (verified) if needed."""
+    by_slug = {asset.slug: asset for asset in found}
+    if not by_slug:
+        return {}
+    Asset.objects.bulk_create(
+        [
+            Asset(slug=a.slug, symbol=a.symbol, name=a.name, rank=a.rank, verified=True)
+            for a in by_slug.values()
+        ],
+        # Another source's run may create the same reference asset at the same moment.
+        ignore_conflicts=True,
+    )
+    return dict(Asset.objects.filter(slug__in=list(by_slug)).values_list("slug", "id"))
+
+
+def _cross_provider_matches(assets: list[ProviderAsset]) -> dict[str, int]:
+    """Provider ids whose normalized symbol AND name match exactly one existing asset."""
+    named = [asset for asset in assets if asset.name and asset.symbol]
+    if not named:
+        return {}
+    candidates: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for asset_id, symbol, name in Asset.objects.filter(
+        symbol__in={asset.symbol.upper() for asset in named}
+    ).values_list("id", "symbol", "name"):
+        candidates[(symbol, normalize_name(name))].append(asset_id)
+    matches = {}
+    for asset in named:
+        found = candidates.get((asset.symbol.upper(), normalize_name(asset.name)), [])
+        if len(found) == 1:
+            matches[asset.external_id] = found[0]
+    return matches
+
+
+def _create_assets(
+    *, source: str, assets: list[ProviderAsset], reserved: frozenset[str]
+) -> dict[str, int]:
     """New, unverified canonical assets, one per provider id."""
+    if not assets:
+        return {}
     options = {asset.external_id: _slug_options(source, asset) for asset in assets}
-    taken = set(
+    taken = set(reserved) | set(
         Asset.objects.filter(
             slug__in=[slug for slugs in options.values() for slug in slugs]
         ).values_list("slug", flat=True)
@@ -50,24 +181,9 @@ def _create_assets(*, source: str, assets: list[ProviderAsset]) -> dict[str, int
     for asset in assets:
         slug = next(slug for slug in options[asset.external_id] if slug not in taken)
         taken.add(slug)
-        created.append(
-            Asset(
-                slug=slug, symbol=asset.symbol or asset.external_id, name=asset.name or asset.symbol
-            )
-        )
+        symbol = (asset.symbol or asset.external_id).upper()
+        created.append(Asset(slug=slug, symbol=symbol, name=asset.name or symbol))
     Asset.objects.bulk_create(created)
-    AssetIdentifier.objects.bulk_create(
-        AssetIdentifier(
-            asset=row,
-            source=source,
-            external_id=asset.external_id,
-            symbol=asset.symbol,
-            name=asset.name,
-            method=AssetIdentifier.Method.NEW,
-            confidence=0,
-        )
-        for asset, row in zip(assets, created, strict=True)
-    )
     return {asset.external_id: row.pk for asset, row in zip(assets, created, strict=True)}
 
 

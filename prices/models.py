@@ -16,6 +16,9 @@ class Asset(models.Model):
     # Not unique: dozens of coins call themselves USDC.
     symbol = models.CharField(max_length=64, db_index=True)
     name = models.CharField(max_length=200)
+    rank = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Market-cap rank in the reference mapping."
+    )
     verified = models.BooleanField(
         default=False,
         help_text="True when the asset comes from the reference mapping or an operator checked it.",

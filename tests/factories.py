@@ -35,6 +35,7 @@ class RunFactory(factory.django.DjangoModelFactory):
 
     source = "csv"
     status = Run.Status.SUCCEEDED
+    started_at = factory.LazyFunction(lambda: datetime.now(UTC))
     finished_at = factory.LazyAttribute(lambda run: run.started_at + timedelta(seconds=5))
 
 

@@ -187,15 +187,18 @@ class CsvSource(Source):
 
     name = "csv"
 
-    def __init__(self, *, path: Path | str, symbol: str | None = None) -> None:
+    def __init__(
+        self, *, path: Path | str, symbol: str | None = None, asset: str | None = None
+    ) -> None:
         self.path = Path(path).resolve()
         self.symbol = symbol.strip().upper() if symbol else None
+        self.asset_slug = asset.strip() if asset else None
         self._state: dict[str, Any] = {}
         self._cursor: dict[str, Any] = {}
         self._hasher = hashlib.sha256()
 
     def describe(self) -> dict[str, Any]:
-        return {"path": str(self.path), "symbol": self.symbol}
+        return {"path": str(self.path), "symbol": self.symbol, "asset": self.asset_slug}
 
     def normalize(self, payload: dict[str, Any]) -> Observation:
         if "row" not in payload:

@@ -1,0 +1,78 @@
+"""The reference mapping of canonical assets to provider ids (data/reference_assets.csv)."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+# Which column of the reference file holds each source's provider id.
+PROVIDER_COLUMNS = {
+    "coingecko": "coingecko_id",
+    "coinpaprika": "coinpaprika_id",
+    "coincap": "coincap_id",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceAsset:
+    slug: str
+    symbol: str
+    name: str
+    rank: int | None
+
+
+@dataclass(frozen=True)
+class ReferenceIndex:
+    by_provider_id: dict[tuple[str, str], ReferenceAsset]
+    by_symbol_and_name: dict[tuple[str, str], ReferenceAsset]
+    slugs: frozenset[str]
+
+    def lookup(
+        self, *, source: str, external_id: str, symbol: str, name: str
+    ) -> ReferenceAsset | None:
+        """The reference asset for a provider id; for CSV files (no provider ids), the one
+        whose symbol AND name match. A symbol alone never matches."""
+        found = self.by_provider_id.get((source, external_id))
+        if found is None and source not in PROVIDER_COLUMNS and name:
+            found = self.by_symbol_and_name.get((symbol.upper(), normalize_name(name)))
+        return found
+
+
+def normalize_name(name: str) -> str:
+    """'Wrapped Bitcoin', 'wrapped-bitcoin' and 'WrappedBitcoin' compare equal."""
+    return re.sub(r"[\W_]+", "", name.casefold())
+
+
+def reference_index() -> ReferenceIndex:
+    """The reference mapping named by settings.REFERENCE_ASSETS_PATH, read once per process."""
+    return _load(Path(settings.REFERENCE_ASSETS_PATH))
+
+
+@functools.cache
+def _load(path: Path) -> ReferenceIndex:
+    by_provider_id: dict[tuple[str, str], ReferenceAsset] = {}
+    by_symbol_and_name: dict[tuple[str, str], ReferenceAsset] = {}
+    slugs: set[str] = set()
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            asset = ReferenceAsset(
+                slug=row["slug"].strip(),
+                symbol=row["symbol"].strip().upper(),
+                name=row["name"].strip(),
+                rank=int(row["rank"]) if row.get("rank", "").strip() else None,
+            )
+            for source, column in PROVIDER_COLUMNS.items():
+                if external_id := (row.get(column) or "").strip():
+                    by_provider_id[(source, external_id)] = asset
+            by_symbol_and_name.setdefault((asset.symbol, normalize_name(asset.name)), asset)
+            slugs.add(asset.slug)
+    return ReferenceIndex(
+        by_provider_id=by_provider_id,
+        by_symbol_and_name=by_symbol_and_name,
+        slugs=frozenset(slugs),
+    )
