@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Local development only: DEBUG lets the app start without a SECRET_KEY (it makes a throwaway one).
 export DEBUG ?= true
 
-.PHONY: run test lint setup
+.PHONY: run test lint setup up down logs
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,7 @@ setup: $(BIN)/.installed
 
 run: setup
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py createcachetable
 	$(BIN)/python manage.py ingest --source csv
 	$(BIN)/python manage.py runserver 0.0.0.0:8000
 
@@ -28,3 +29,18 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+# The production-shaped stack with docker compose: PostgreSQL, gunicorn, cron (needs Docker).
+# The first `make up` writes .env from .env.example with fresh secrets.
+.env:
+	scripts/make-env.sh $@
+
+up: .env
+	docker compose up --build --detach --wait --wait-timeout 300
+	@echo "up: /health, /data and /metrics on port WEB_PORT (8000 unless .env says otherwise); make logs to follow"
+
+down:
+	docker compose down
+
+logs:
+	docker compose logs --follow --tail 200
