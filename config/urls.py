@@ -1,11 +1,35 @@
-from django.contrib import admin
-from django.urls import path
+"""URLs: the familiar root paths, the full API under /api/, OpenAPI and Swagger UI, the admin.
 
+/api/ is one router (its root page lists everything). /api/runs/ is served by the ingestion
+app's viewset because its POST starts runs; runs and prices never import ingestion.
+"""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from config.metrics import metrics_view
 from config.views import HealthView
-from prices.views import DataView
+from ingestion.views import RunTriggerViewSet
+from prices.urls import router as prices_router
+from prices.views import DataViewSet
+
+router = DefaultRouter()
+router.registry.extend(prices_router.registry)
+router.register("runs", RunTriggerViewSet, basename="run")
+
+handler404 = "config.exceptions.not_found"
+handler500 = "config.exceptions.server_error"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("data", DataView.as_view(), name="data"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/", include(router.urls)),
+    path("data", DataViewSet.as_view({"get": "list"}), name="data"),
     path("health", HealthView.as_view(), name="health"),
+    path("metrics", metrics_view, name="metrics"),
+    path("run-etl", RunTriggerViewSet.as_view({"post": "create"}), name="run-etl"),
+    path("", include("runs.urls")),
 ]

@@ -1,12 +1,75 @@
+"""One FilterSet per model; every parameter is validated, so bad input is a 400 naming it."""
+
+from __future__ import annotations
+
 import django_filters
+from django.db.models import F, QuerySet
 
-from prices.models import Quote
+from config.filters import FilterSet, IdFilter, StrictBooleanFilter, UtcDateTimeFilter
+from prices.models import Asset, Quote
+
+PRICE = {"max_digits": 40, "decimal_places": 18}
 
 
-class QuoteFilterSet(django_filters.FilterSet):
-    symbol = django_filters.CharFilter(field_name="asset__symbol", lookup_expr="iexact")
-    source = django_filters.CharFilter()
+class QuoteFilterSet(FilterSet):
+    symbol = django_filters.CharFilter(
+        method="filter_symbol",
+        max_length=64,
+        help_text="Canonical asset symbol, any case. Where several assets share it, the "
+        "canonical one: verified first, then the largest by market-cap rank (use asset= for "
+        "another).",
+    )
+    asset = IdFilter(field_name="asset_id", help_text="Canonical asset id.")
+    source = django_filters.CharFilter(max_length=32, help_text="Provider, e.g. csv, coingecko.")
+    observed_after = UtcDateTimeFilter(
+        field_name="observed_at",
+        lookup_expr="gte",
+        help_text="Observed at or after this ISO 8601 time (any UTC offset; none means UTC).",
+    )
+    observed_before = UtcDateTimeFilter(
+        field_name="observed_at",
+        lookup_expr="lt",
+        help_text="Observed strictly before this ISO 8601 time.",
+    )
+    min_price = django_filters.NumberFilter(
+        field_name="price_usd", lookup_expr="gte", help_text="Price in USD at least.", **PRICE
+    )
+    max_price = django_filters.NumberFilter(
+        field_name="price_usd", lookup_expr="lte", help_text="Price in USD at most.", **PRICE
+    )
 
     class Meta:
         model = Quote
-        fields = ["symbol", "asset", "source"]
+        fields = [
+            "symbol",
+            "asset",
+            "source",
+            "observed_after",
+            "observed_before",
+            "min_price",
+            "max_price",
+        ]
+
+    def filter_symbol(self, queryset: QuerySet[Quote], name: str, value: str) -> QuerySet[Quote]:
+        # Symbols collide (dozens of coins call themselves USDC): one symbol means one asset.
+        # Its id goes in as a literal: with a subquery PostgreSQL cannot see how few quotes one
+        # asset has and walks the whole time index instead of the (asset, time) index.
+        asset_id = (
+            Asset.objects.filter(symbol__iexact=value)
+            .order_by("-verified", F("rank").asc(nulls_last=True), "id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        return queryset.filter(asset_id=asset_id) if asset_id else queryset.none()
+
+
+class AssetFilterSet(FilterSet):
+    symbol = django_filters.CharFilter(
+        field_name="symbol", lookup_expr="iexact", max_length=64, help_text="Symbol, any case."
+    )
+    slug = django_filters.CharFilter(max_length=200, help_text="Canonical id, e.g. bitcoin.")
+    verified = StrictBooleanFilter(help_text="From the reference mapping or checked.")
+
+    class Meta:
+        model = Asset
+        fields = ["symbol", "slug", "verified"]

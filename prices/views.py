@@ -1,15 +1,102 @@
-from rest_framework import generics
+"""Read-only API over quotes and assets. Logic lives in filtersets, pagination and history."""
 
-from prices.filtersets import QuoteFilterSet
-from prices.models import Quote
-from prices.pagination import QuoteCursorPagination
-from prices.serializers import QuoteSerializer
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.viewsets import ReadOnlyModelViewSet
+
+from config.filters import FilterBackend, KeysetOrderingFilter
+from prices.consolidation import consolidated_price
+from prices.filtersets import AssetFilterSet, QuoteFilterSet
+from prices.history import price_history
+from prices.models import Asset, Quote
+from prices.pagination import AssetPagination, DataPagination, QuotePagination
+from prices.serializers import (
+    QUOTE_COLUMNS,
+    AssetDetailSerializer,
+    AssetSerializer,
+    HistoryQuerySerializer,
+    HistorySerializer,
+    QuoteSerializer,
+)
+
+# Ids are bigints; a longer number cannot be one, so the URL does not match (a JSON 404).
+ID_PATTERN = r"[0-9]{1,18}"
 
 
-class DataView(generics.ListAPIView):
-    """Price quotes, newest first: `GET /data?symbol=BTC`."""
+@extend_schema(tags=["prices"])
+class QuoteViewSet(ReadOnlyModelViewSet):
+    """Price quotes, newest first; filter by symbol, asset, source, time and price."""
 
     queryset = Quote.objects.select_related("asset")
     serializer_class = QuoteSerializer
+    filter_backends = [FilterBackend, KeysetOrderingFilter]
     filterset_class = QuoteFilterSet
-    pagination_class = QuoteCursorPagination
+    pagination_class = QuotePagination
+    ordering = "-observed_at"
+    ordering_fields = ["observed_at", "price_usd"]
+    lookup_value_regex = ID_PATTERN
+
+    def get_queryset(self) -> QuerySet[Quote]:
+        if self.action == "list":
+            return Quote.objects.values(*QUOTE_COLUMNS)
+        return self.queryset
+
+
+@extend_schema(tags=["prices"])
+class DataViewSet(QuoteViewSet):
+    """`GET /data`: quotes as `/api/prices/` serves them, plus `request_id` and
+    `api_latency_ms` in the body."""
+
+    pagination_class = DataPagination
+
+
+@extend_schema(tags=["assets"])
+class AssetViewSet(ReadOnlyModelViewSet):
+    """Canonical assets; the detail adds the provider ids and the consolidated price."""
+
+    queryset = Asset.objects.all()
+    filter_backends = [FilterBackend, KeysetOrderingFilter]
+    filterset_class = AssetFilterSet
+    pagination_class = AssetPagination
+    ordering = "symbol"
+    ordering_fields = ["symbol", "created_at"]
+    lookup_value_regex = ID_PATTERN
+
+    def get_queryset(self) -> QuerySet[Asset]:
+        if self.action == "retrieve":
+            return self.queryset.prefetch_related("identifiers")
+        return self.queryset
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        return AssetDetailSerializer if self.action == "retrieve" else AssetSerializer
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        asset = self.get_object()
+        asset.consolidated = consolidated_price(asset_id=asset.pk)
+        return Response(self.get_serializer(asset).data)
+
+    @extend_schema(parameters=[HistoryQuerySerializer], responses=HistorySerializer)
+    @action(detail=True, filter_backends=[], pagination_class=None)
+    def history(self, request: Request, pk: str | None = None) -> Response:
+        """Open, high, low, close and volume per hour (`1h`) or day (`1d`), newest first."""
+        asset = self.get_object()
+        params = HistoryQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        candles = price_history(
+            asset_id=asset.pk,
+            interval=params.validated_data["interval"],
+            source=params.validated_data.get("source"),
+            start=params.validated_data.get("observed_after"),
+            end=params.validated_data.get("observed_before"),
+            limit=params.validated_data["limit"],
+        )
+        body = {"asset": asset.pk, "interval": params.validated_data["interval"]}
+        return Response(HistorySerializer({**body, "results": candles}).data)

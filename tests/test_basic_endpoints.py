@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,39 @@ def test_data_pages_with_a_cursor():
     ids = [row["id"] for row in first["results"] + second["results"]]
     assert ids == [q.pk for q in reversed(quotes)]
     assert second["next"] is None
+
+
+@pytest.mark.parametrize(
+    "method, url, status",
+    [
+        ("get", "/data", 200),
+        ("get", "/data?limit=0", 400),
+        ("get", "/api/runs/12345/", 404),
+        ("get", "/no/such/path", 404),
+        ("post", "/run-etl", 401),
+        ("get", "/health", 200),
+    ],
+)
+def test_every_response_carries_a_request_id_and_server_time_as_json(method, url, status):
+    before = datetime.now(UTC)
+    response = getattr(APIClient(), method)(url)
+
+    assert response.status_code == status
+    assert len(response["X-Request-ID"]) == 32
+    assert response["Server-Timing"].startswith("app;dur=")
+    server_time = datetime.fromisoformat(response["X-Server-Time"])
+    assert before - timedelta(seconds=1) <= server_time <= datetime.now(UTC)
+    assert response["Content-Type"].startswith("application/json")
+
+
+def test_the_callers_request_id_is_echoed_only_when_sane():
+    client = APIClient()
+
+    kept = client.get("/health", HTTP_X_REQUEST_ID="lb-7f3a.42")
+    replaced = client.get("/health", HTTP_X_REQUEST_ID="bad id\r\nX-Evil: 1")
+
+    assert kept["X-Request-ID"] == "lb-7f3a.42"
+    assert replaced["X-Request-ID"] != "bad id\r\nX-Evil: 1"
 
 
 def test_health_reports_database_ok():

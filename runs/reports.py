@@ -1,0 +1,297 @@
+"""Reports over runs: per-source statistics, comparison of two runs, and source health.
+
+Plain functions returning plain data; the views only serialize what these return. Each report
+costs a fixed number of queries, however many runs there are.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.db.models import Count, F, Q, QuerySet, Sum, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from runs.models import Checkpoint, Run
+
+# How many of a source's latest finished runs the duration figures of /stats cover.
+STATS_DURATION_WINDOW = 100
+# Fewer earlier runs than this make no median worth comparing with.
+MIN_RUNS_FOR_MEDIAN = 3
+SUCCESSFUL = (Run.Status.SUCCEEDED, Run.Status.PARTIAL)
+# Worse is larger: a move up this scale between two runs is a degradation.
+STATUS_RANK = {Run.Status.SUCCEEDED: 0, Run.Status.PARTIAL: 1, Run.Status.FAILED: 2}
+COUNT_FIELDS = (
+    "records_read",
+    "records_inserted",
+    "records_updated",
+    "records_unchanged",
+    "records_rejected",
+)
+
+
+def _latest_per_source(runs: QuerySet[Run], *, keep: int = 1, by: str = "started_at") -> list[Run]:
+    """The newest `keep` runs of each source, newest first, in one query."""
+    ranked = runs.annotate(
+        rank=Window(
+            RowNumber(), partition_by=[F("source")], order_by=[F(by).desc(), F("id").desc()]
+        )
+    )
+    return list(ranked.filter(rank__lte=keep).order_by("source", f"-{by}", "-id"))
+
+
+def _seconds(delta: timedelta | None) -> float | None:
+    return None if delta is None else round(delta.total_seconds(), 3)
+
+
+def _run_ref(run: Run | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+    }
+
+
+def _table_counts(model_label: str, **extra: Any) -> dict[str, dict[str, int]]:
+    # Looked up by label, as the foreign keys between the apps are: runs sits below prices and
+    # ingestion and must not import them.
+    model = apps.get_model(model_label)
+    rows = model.objects.order_by().values("source").annotate(rows=Count("id"), **extra)
+    return {row.pop("source"): row for row in rows}
+
+
+def run_stats() -> list[dict[str, Any]]:
+    """Per source: run counts by outcome, records, last success and failure, durations, table
+    sizes and the current checkpoint."""
+    totals = {
+        row["source"]: row
+        for row in Run.objects.order_by()
+        .values("source")
+        .annotate(
+            runs_total=Count("id"),
+            succeeded=Count("id", filter=Q(status=Run.Status.SUCCEEDED)),
+            partial=Count("id", filter=Q(status=Run.Status.PARTIAL)),
+            failed=Count("id", filter=Q(status=Run.Status.FAILED)),
+            active=Count("id", filter=Q(status__in=Run.ACTIVE_STATUSES)),
+            records_processed=Sum("records_read"),
+            records_rejected=Sum("records_rejected"),
+        )
+    }
+    finished = Run.objects.filter(finished_at__isnull=False)
+    last_success = {
+        r.source: r
+        for r in _latest_per_source(finished.filter(status__in=SUCCESSFUL), by="finished_at")
+    }
+    last_failure = {
+        r.source: r
+        for r in _latest_per_source(finished.filter(status=Run.Status.FAILED), by="finished_at")
+    }
+    durations: dict[str, list[float]] = {}
+    for run in _latest_per_source(finished, keep=STATS_DURATION_WINDOW, by="finished_at"):
+        durations.setdefault(run.source, []).append(run.duration.total_seconds())
+    checkpoints = {c.source: c for c in Checkpoint.objects.all()}
+    quotes = _table_counts("prices.Quote")
+    raw = _table_counts("ingestion.RawRecord", rejected=Count("id", filter=~Q(rejection_reason="")))
+
+    sources = sorted(set(totals) | set(checkpoints) | set(quotes) | set(raw))
+    report = []
+    for source in sources:
+        row = totals.get(source, {})
+        seconds = durations.get(source, [])
+        checkpoint = checkpoints.get(source)
+        report.append(
+            {
+                "source": source,
+                "runs_total": row.get("runs_total", 0),
+                "succeeded": row.get("succeeded", 0),
+                "partial": row.get("partial", 0),
+                "failed": row.get("failed", 0),
+                "active": row.get("active", 0),
+                "records_processed": row.get("records_processed") or 0,
+                "records_rejected": row.get("records_rejected") or 0,
+                "last_success": _run_ref(last_success.get(source)),
+                "last_failure": _run_ref(last_failure.get(source)),
+                "duration_seconds": {
+                    "window": len(seconds),
+                    "mean": round(statistics.fmean(seconds), 3) if seconds else None,
+                    "median": round(statistics.median(seconds), 3) if seconds else None,
+                    "last": round(seconds[0], 3) if seconds else None,
+                },
+                "rows": {
+                    "quotes": quotes.get(source, {}).get("rows", 0),
+                    "raw_records": raw.get(source, {}).get("rows", 0),
+                    "raw_records_rejected": raw.get(source, {}).get("rejected", 0),
+                },
+                "checkpoint": None
+                if checkpoint is None
+                else {
+                    "cursor": checkpoint.cursor,
+                    "updated_at": checkpoint.updated_at,
+                    "run": checkpoint.run_id,
+                },
+            }
+        )
+    return report
+
+
+def recent_median_duration(*, source: str, before: Run) -> float | None:
+    """Median duration in seconds of `source`'s latest finished runs started before `before`."""
+    window = settings.COMPARE_MEDIAN_WINDOW
+    earlier = (
+        Run.objects.filter(source=source, finished_at__isnull=False)
+        .filter(
+            Q(started_at__lt=before.started_at) | Q(started_at=before.started_at, id__lt=before.pk)
+        )
+        .order_by("-started_at", "-id")
+        .values_list("started_at", "finished_at")[:window]
+    )
+    seconds = [(end - start).total_seconds() for start, end in earlier]
+    if len(seconds) < MIN_RUNS_FOR_MEDIAN:
+        return None
+    return round(statistics.median(seconds), 3)
+
+
+def _rejected_share(run: Run) -> float | None:
+    return round(run.records_rejected / run.records_read, 4) if run.records_read else None
+
+
+def _status_change(a: str, b: str) -> str:
+    if a not in STATUS_RANK or b not in STATUS_RANK:
+        return "not_comparable"
+    if STATUS_RANK[b] > STATUS_RANK[a]:
+        return "degraded"
+    return "improved" if STATUS_RANK[b] < STATUS_RANK[a] else "same"
+
+
+def compare_runs(*, run_a: Run, run_b: Run) -> dict[str, Any]:
+    """How `run_b` differs from the baseline `run_a`, with anomaly flags."""
+    anomalies: list[dict[str, str]] = []
+    counts = {}
+    for name in COUNT_FIELDS:
+        a, b = getattr(run_a, name), getattr(run_b, name)
+        counts[name] = {
+            "a": a,
+            "b": b,
+            "change": b - a,
+            "change_ratio": round((b - a) / a, 4) if a else None,
+        }
+    read = counts["records_read"]
+    threshold = settings.COMPARE_RECORD_CHANGE_THRESHOLD
+    if read["a"] and abs(read["change"]) > threshold * read["a"]:
+        anomalies.append(
+            {
+                "code": "record_count_change",
+                "message": f"records read went from {read['a']} to {read['b']} "
+                f"({read['change_ratio']:+.0%}; threshold ±{threshold:.0%})",
+            }
+        )
+    elif not read["a"] and read["b"]:
+        anomalies.append(
+            {"code": "record_count_change", "message": f"records read went from 0 to {read['b']}"}
+        )
+
+    seconds_a, seconds_b = _seconds(run_a.duration), _seconds(run_b.duration)
+    median = recent_median_duration(source=run_b.source, before=run_b)
+    factor = settings.COMPARE_DURATION_SPIKE_FACTOR
+    if (
+        seconds_b is not None
+        and median is not None
+        and seconds_b > factor * median
+        and seconds_b - median >= settings.COMPARE_DURATION_MIN_EXCESS_SECONDS
+    ):
+        anomalies.append(
+            {
+                "code": "duration_spike",
+                "message": f"run {run_b.pk} took {seconds_b:.1f}s, over {factor:g}x the recent "
+                f"median of {median:.1f}s for {run_b.source}",
+            }
+        )
+
+    status_change = _status_change(run_a.status, run_b.status)
+    if status_change == "degraded":
+        anomalies.append(
+            {
+                "code": "status_degradation",
+                "message": f"status went from {run_a.status} to {run_b.status}",
+            }
+        )
+
+    share_a, share_b = _rejected_share(run_a), _rejected_share(run_b)
+    rise = settings.COMPARE_REJECTED_SHARE_RISE
+    if share_b is not None and share_b - (share_a or 0.0) > rise:
+        anomalies.append(
+            {
+                "code": "rejected_share_rise",
+                "message": f"rejected share rose from {share_a or 0:.1%} to {share_b:.1%} "
+                f"(threshold +{rise:.1%})",
+            }
+        )
+
+    return {
+        "run_a": _run_ref(run_a),
+        "run_b": _run_ref(run_b),
+        "same_source": run_a.source == run_b.source,
+        "counts": counts,
+        "duration_seconds": {
+            "a": seconds_a,
+            "b": seconds_b,
+            "change": None if seconds_a is None or seconds_b is None else seconds_b - seconds_a,
+            "recent_median": median,
+        },
+        "status": {"a": run_a.status, "b": run_b.status, "change": status_change},
+        "rejected_share": {"a": share_a, "b": share_b},
+        "drift": {"a": run_a.drift, "b": run_b.drift, "changed": run_a.drift != run_b.drift},
+        "anomalies": anomalies,
+    }
+
+
+def max_age(source: str) -> timedelta:
+    minutes = settings.HEALTH_MAX_AGE_MINUTES.get(source, settings.HEALTH_DEFAULT_MAX_AGE_MINUTES)
+    return timedelta(minutes=minutes)
+
+
+def source_health(*, now: datetime | None = None) -> dict[str, Any]:
+    """Each source that has run: its last run, its last success, and whether that success is
+    recent enough for its schedule (`HEALTH_MAX_AGE_MINUTES`). Overall "degraded" if any is not.
+    """
+    now = now or timezone.now()
+    last_run = {r.source: r for r in _latest_per_source(Run.objects.all())}
+    last_success = {
+        r.source: r
+        for r in _latest_per_source(
+            Run.objects.filter(status__in=SUCCESSFUL, finished_at__isnull=False), by="finished_at"
+        )
+    }
+    sources = []
+    for source, run in sorted(last_run.items()):
+        success = last_success.get(source)
+        allowed = max_age(source)
+        fresh = success is not None and now - success.finished_at <= allowed
+        sources.append(
+            {
+                "source": source,
+                "status": "ok" if fresh else "degraded",
+                "last_run": {
+                    "id": run.pk,
+                    "status": run.status,
+                    "started_at": run.started_at,
+                    "finished_at": run.finished_at,
+                    "age_seconds": _seconds(now - (run.finished_at or run.started_at)),
+                },
+                "last_success_at": success.finished_at if success else None,
+                "last_success_age_seconds": _seconds(now - success.finished_at)
+                if success
+                else None,
+                "max_age_minutes": allowed.total_seconds() / 60,
+            }
+        )
+    degraded = any(s["status"] != "ok" for s in sources)
+    return {"status": "degraded" if degraded else "ok", "sources": sources}
