@@ -52,9 +52,10 @@ def reset_database(url: str) -> None:
     if parsed.scheme not in {"postgres", "postgresql"}:
         sys.exit("bench_csv_ingest needs a PostgreSQL DATABASE_URL")
     name = parsed.path.lstrip("/")
-    admin = ["psql", "-q", "-h", parsed.hostname or "127.0.0.1", "-U", parsed.username or "postgres"]
-    subprocess.run([*admin, "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{name}"'], check=True)
-    subprocess.run([*admin, "-d", "postgres", "-c", f'CREATE DATABASE "{name}"'], check=True)
+    host, user = parsed.hostname or "127.0.0.1", parsed.username or "postgres"
+    psql = ["psql", "-q", "-h", host, "-U", user, "-d", "postgres", "-c"]
+    subprocess.run([*psql, f'DROP DATABASE IF EXISTS "{name}"'], check=True)
+    subprocess.run([*psql, f'CREATE DATABASE "{name}"'], check=True)
 
 
 def manage(*args: str) -> tuple[float, str]:

@@ -18,9 +18,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config.logging import bind_log_context
 from ingestion import bulk
+from ingestion.drift import DriftReport, FieldTally, detect_drift
 from ingestion.identity import ProviderAsset, resolve_assets
 from ingestion.normalize import Observation, Rejected, fit
+from ingestion.readahead import read_ahead
 from ingestion.sources import build_source
 from ingestion.sources.base import Item, Source, SourceError
 from prices.models import Quote
@@ -49,45 +52,74 @@ def ingest(
     trigger: str = Run.Trigger.CLI,
     path: str | None = None,
     symbol: str | None = None,
+    asset: str | None = None,
     fail_after: int | None = None,
     batch_size: int | None = None,
     on_batch: Callable[[Run], None] | None = None,
+    run_id: int | None = None,
 ) -> Run:
     """Run the ETL once for `source` and return the finished `Run`.
+
+    `run_id` continues a run already started for this source (the HTTP trigger starts the run in
+    the request and hands its id to a detached `ingest --run-id` process).
 
     Raises `RunAlreadyActive` if that source is running elsewhere, and `SourceError` for a
     source that cannot even be built (an unknown name). Every other failure is recorded on the
     returned run, whose status is then `failed`.
     """
-    src = build_source(source, path=path, symbol=symbol)
+    src = build_source(source, path=path, symbol=symbol, asset=asset)
     fail_after = settings.ETL_FAIL_AFTER_N_RECORDS if fail_after is None else fail_after
-    run = Run.start(
-        source=source,
-        trigger=trigger,
-        options={**src.describe(), "fail_after": fail_after or None},
-        stale_after=timedelta(seconds=settings.ETL_STALE_RUN_SECONDS),
-    )
-    try:
-        _execute(
-            run=run,
-            src=src,
-            fail_after=fail_after or 0,
-            batch_size=batch_size or settings.ETL_BATCH_SIZE,
-            on_batch=on_batch,
-        )
-    except (SourceError, InjectedFailure) as exc:
-        logger.error("run %s (%s) failed: %s", run.pk, source, exc)
-        run.finish(status=Run.Status.FAILED, error=str(exc), checkpoint_after=_cursor(source))
-    except Exception as exc:
-        logger.exception("run %s (%s) crashed", run.pk, source)
-        run.finish(
-            status=Run.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}",
-            checkpoint_after=_cursor(source),
+    options = {**src.describe(), "fail_after": fail_after or None}
+    if run_id is None:
+        run = Run.start(
+            source=source,
+            trigger=trigger,
+            options=options,
+            stale_after=timedelta(seconds=settings.ETL_STALE_RUN_SECONDS),
         )
     else:
-        status = Run.Status.PARTIAL if run.records_rejected else Run.Status.SUCCEEDED
-        run.finish(status=status, checkpoint_after=_cursor(source))
+        run = Run.objects.filter(pk=run_id, source=source, status=Run.Status.RUNNING).first()
+        if run is None:
+            raise SourceError(
+                f"run {run_id} is not a running run of {source!r}; nothing to continue"
+            )
+        run.options = {**run.options, **options}
+        run.save(update_fields=["options"])
+    # Every line logged while the run works carries its run_id and source.
+    with bind_log_context(run_id=run.pk, source=source):
+        try:
+            _execute(
+                run=run,
+                src=src,
+                fail_after=fail_after or 0,
+                batch_size=batch_size or settings.ETL_BATCH_SIZE,
+                on_batch=on_batch,
+            )
+        except (SourceError, InjectedFailure) as exc:
+            logger.error("run %s (%s) failed: %s", run.pk, source, exc)
+            run.finish(status=Run.Status.FAILED, error=str(exc), checkpoint_after=_cursor(source))
+        except Exception as exc:
+            logger.exception("run %s (%s) crashed", run.pk, source)
+            run.finish(
+                status=Run.Status.FAILED,
+                error=f"{type(exc).__name__}: {exc}",
+                checkpoint_after=_cursor(source),
+            )
+        else:
+            status = Run.Status.PARTIAL if run.records_rejected else Run.Status.SUCCEEDED
+            run.finish(status=status, checkpoint_after=_cursor(source))
+        logger.info(
+            "run %s (%s) %s: read %d, inserted %d, updated %d, unchanged %d, rejected %d",
+            run.pk,
+            source,
+            run.status,
+            run.records_read,
+            run.records_inserted,
+            run.records_updated,
+            run.records_unchanged,
+            run.records_rejected,
+            extra={"status": run.status},
+        )
     return run
 
 
@@ -109,25 +141,57 @@ def _execute(
     items = src.fetch(checkpoint.cursor)
     if fail_after:
         items = _fail_after(items, fail_after)
-    while batch := list(islice(items, batch_size)):
-        # The generator is paused right after the batch's last item: its position is the
-        # cursor that belongs with this batch.
-        cursor = src.position()
-        with transaction.atomic():
-            bulk.relax_commit_durability()
-            counts = store_batch(run=run, src=src, items=batch)
-            checkpoint.advance(cursor=cursor, run=run)
-            run.add_counts(
-                read=counts.read,
-                inserted=counts.inserted,
-                updated=counts.updated,
-                unchanged=counts.unchanged,
-                rejected=counts.rejected,
-            )
-        for where, reason in counts.rejections:
-            logger.warning("run %s rejected %s: %s", run.pk, where, reason)
-        if on_batch is not None:
-            on_batch(run)
+    tally = FieldTally()
+    fit = column_fitter()
+
+    def prepared() -> Iterator[PreparedBatch]:
+        while batch := list(islice(items, batch_size)):
+            if src.expected_schema is not None:
+                records = (src.schema_record(item.payload) for item in batch)
+                tally.add_all(records, schema=src.expected_schema)
+            # The generator is paused right after the batch's last item: its position is the
+            # cursor that belongs with this batch.
+            yield prepare_batch(src=src, run_id=run.pk, items=batch, cursor=src.position(), fit=fit)
+
+    try:
+        # Reading and normalizing the next batch overlaps with writing this one.
+        for batch in read_ahead(prepared()):
+            with transaction.atomic():
+                bulk.relax_commit_durability()
+                counts = write_batch(run=run, src=src, batch=batch)
+                checkpoint.advance(cursor=batch.cursor, run=run)
+                run.add_counts(
+                    read=counts.read,
+                    inserted=counts.inserted,
+                    updated=counts.updated,
+                    unchanged=counts.unchanged,
+                    rejected=counts.rejected,
+                )
+            for where, reason in counts.rejections:
+                logger.warning("run %s rejected %s: %s", run.pk, where, reason)
+            if on_batch is not None:
+                on_batch(run)
+    finally:
+        # Kept for a failed run too: the drift may be why a later page failed.
+        report = _record_drift(run=run, src=src, tally=tally)
+    if report is not None and report.removed_required:
+        fields = ", ".join(report.removed_required)
+        raise SourceError(
+            f"{src.name}: schema drift: required field(s) {fields} missing from every item "
+            f"({report.items}); the provider changed its response format. {report.summary()}"
+        )
+
+
+def _record_drift(*, run: Run, src: Source, tally: FieldTally) -> DriftReport | None:
+    """Store on the run how the items' fields differ from the source's schema, and warn."""
+    if src.expected_schema is None or not tally.items:
+        return None
+    report = detect_drift(tally=tally, schema=src.expected_schema)
+    run.drift = report.as_json()
+    run.save(update_fields=["drift"])
+    if report.has_drift:
+        logger.warning("run %s (%s) schema drift: %s", run.pk, src.name, report.summary())
+    return report
 
 
 def _fail_after(items: Iterator[Item], limit: int) -> Iterator[Item]:
@@ -139,16 +203,30 @@ def _fail_after(items: Iterator[Item], limit: int) -> Iterator[Item]:
         yield item
 
 
-def store_batch(*, run: Run, src: Source, items: list[Item]) -> BatchCounts:
-    """Store one batch; the caller holds the transaction."""
-    counts = BatchCounts(read=len(items))
+@dataclass
+class PreparedBatch:
+    """One batch, read and normalized, ready to be written."""
+
+    read: int
+    duplicates: int  # items repeating another item's content in the same batch
+    cursor: dict[str, Any]
+    raws: list[bulk.RawRow]
+    observations: dict[str, Observation]  # by content hash; rejected items have none
+
+
+def prepare_batch(
+    *,
+    src: Source,
+    run_id: int,
+    items: list[Item],
+    cursor: dict[str, Any],
+    fit: Callable[[Observation], Observation],
+) -> PreparedBatch:
+    """Normalize a batch: pure Python, no database, so it can run ahead in another thread."""
     unique: dict[str, Item] = {}
     for item in items:
         unique.setdefault(item.content_hash, item)
-    counts.unchanged += len(items) - len(unique)
-
     fetched_at = timezone.now()
-    fit = _column_fitter()
     raws: list[bulk.RawRow] = []
     observations: dict[str, Observation] = {}
     for digest, item in unique.items():
@@ -159,12 +237,18 @@ def store_batch(*, run: Run, src: Source, items: list[Item]) -> BatchCounts:
             reason = str(exc)
         raws.append(
             bulk.RawRow(
-                src.name, run.pk, item.external_id, item.payload, digest, fetched_at, reason
+                src.name, run_id, item.external_id, item.payload, digest, fetched_at, reason
             )
         )
+    return PreparedBatch(len(items), len(items) - len(unique), cursor, raws, observations)
+
+
+def write_batch(*, run: Run, src: Source, batch: PreparedBatch) -> BatchCounts:
+    """Store one prepared batch; the caller holds the transaction."""
+    counts = BatchCounts(read=batch.read, unchanged=batch.duplicates)
     # Content stored before (an earlier run, a re-read file) is skipped by the database.
-    inserted = bulk.insert_raw_records(raws)
-    for raw in raws:
+    inserted = bulk.insert_raw_records(batch.raws)
+    for raw in batch.raws:
         if raw.rejection_reason:
             counts.rejected += 1
             if raw.content_hash in inserted:
@@ -173,14 +257,16 @@ def store_batch(*, run: Run, src: Source, items: list[Item]) -> BatchCounts:
             counts.unchanged += 1
     accepted = [
         (observation, inserted[digest])
-        for digest, observation in observations.items()
+        for digest, observation in batch.observations.items()
         if digest in inserted
     ]
-    _upsert_quotes(run=run, source=src.name, accepted=accepted, counts=counts)
+    upsert_observations(
+        run=run, source=src.name, accepted=accepted, counts=counts, asset_slug=src.asset_slug
+    )
     return counts
 
 
-def _column_fitter() -> Callable[[Observation], Observation]:
+def column_fitter() -> Callable[[Observation], Observation]:
     """Round an observation's values to what the database keeps, so comparing them with stored
     quotes is exact."""
     # SQLite keeps decimals as 8-byte floats: 15 significant digits survive a round trip.
@@ -210,18 +296,20 @@ def _column_fitter() -> Callable[[Observation], Observation]:
     return fit_observation
 
 
-def _upsert_quotes(
+def upsert_observations(
     *,
     run: Run,
     source: str,
     accepted: list[tuple[Observation, int]],
     counts: BatchCounts,
+    asset_slug: str | None = None,
 ) -> None:
     if not accepted:
         return
     asset_ids = resolve_assets(
         source=source,
         assets=(ProviderAsset(o.identity, o.symbol, o.name) for o, _ in accepted),
+        asset_slug=asset_slug,
     )
     # One row per (asset, time), the last one winning: PostgreSQL refuses to touch a row twice
     # in one statement.
