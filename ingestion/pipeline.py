@@ -23,7 +23,6 @@ from ingestion import bulk
 from ingestion.drift import DriftReport, FieldTally, detect_drift
 from ingestion.identity import ProviderAsset, resolve_assets
 from ingestion.normalize import Observation, Rejected, fit
-from ingestion.readahead import read_ahead
 from ingestion.sources import build_source
 from ingestion.sources.base import Item, Source, SourceError
 from prices.models import Quote
@@ -154,8 +153,7 @@ def _execute(
             yield prepare_batch(src=src, run_id=run.pk, items=batch, cursor=src.position(), fit=fit)
 
     try:
-        # Reading and normalizing the next batch overlaps with writing this one.
-        for batch in read_ahead(prepared()):
+        for batch in prepared():
             with transaction.atomic():
                 bulk.relax_commit_durability()
                 counts = write_batch(run=run, src=src, batch=batch)
@@ -222,7 +220,7 @@ def prepare_batch(
     cursor: dict[str, Any],
     fit: Callable[[Observation], Observation],
 ) -> PreparedBatch:
-    """Normalize a batch: pure Python, no database, so it can run ahead in another thread."""
+    """Read and normalize a batch: Python only, no database."""
     unique: dict[str, Item] = {}
     for item in items:
         unique.setdefault(item.content_hash, item)
