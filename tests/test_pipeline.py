@@ -9,7 +9,7 @@ from ingestion.models import RawRecord
 from ingestion.pipeline import ingest
 from prices.models import Asset, Quote
 from runs.models import Checkpoint, Run, RunAlreadyActive
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, stored
 
 pytestmark = pytest.mark.django_db
 
@@ -142,3 +142,23 @@ def test_stale_run_is_taken_over(settings, write_csv):
     assert "abandoned" in dead.error
     assert run.status == Run.Status.SUCCEEDED
     assert run.records_inserted == 10
+
+
+def test_a_line_cut_mid_write_is_read_again_whole_next_time(write_csv):
+    lines = kaggle_lines()
+    last = lines[10]
+    cut = last.rindex(",") + 4  # inside Marketcap: the half-written row still parses
+    path = write_csv("".join(lines[:10]) + last[:cut])
+    first = ingest(source="csv", path=str(path))
+    half = Quote.objects.order_by("-observed_at").first().market_cap_usd
+
+    with path.open("a") as handle:
+        handle.write(last[cut:])
+    second = ingest(source="csv", path=str(path))
+
+    assert first.records_read == 10
+    # Only the finished line is read again, and it corrects the half-read value.
+    assert (second.records_read, second.records_inserted, second.records_updated) == (1, 0, 1)
+    assert Quote.objects.count() == 10
+    whole = Quote.objects.order_by("-observed_at").first().market_cap_usd
+    assert half == stored("872") and whole == stored("87295366.5007")

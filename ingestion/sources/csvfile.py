@@ -290,12 +290,18 @@ class CsvSource(Source):
         hasher = self._hasher
         file_name = self.path.name
         columns = len(header)
+        line_no = state["line"]
 
         def lines() -> Iterator[str]:
+            nonlocal line_no
             for raw in handle:
-                hasher.update(raw)
-                state["offset"] += len(raw)
-                state["line"] += 1
+                line_no += 1
+                # A last line without its newline may still be being written: it is read, but
+                # the checkpoint stays before it, so the next run reads it again, whole.
+                if raw.endswith(b"\n"):
+                    hasher.update(raw)
+                    state["offset"] += len(raw)
+                    state["line"] = line_no
                 yield raw.decode("utf-8", errors="replace")
 
         prefix = f"{layout.name}\x1f{symbol or ''}\x1f"
@@ -318,7 +324,7 @@ class CsvSource(Source):
                 payload["symbol"] = symbol
             digest = hashlib.sha256((prefix + "\x1f".join(fields)).encode()).hexdigest()
             yield Item(
-                external_id=f"{file_name}:{state['line']}",
+                external_id=f"{file_name}:{line_no}"[-255:],
                 payload=payload,
                 content_hash=digest,
             )
