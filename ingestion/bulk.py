@@ -103,7 +103,12 @@ def insert_raw_records(rows: Sequence[RawRow]) -> dict[str, int]:
             RawRecord(**row._asdict()) for row in rows if row.content_hash not in known
         )
         return {record.content_hash: record.pk for record in created}
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+    def dumps(payload: dict[str, Any]) -> str:
+        # jsonb refuses NUL characters; they become U+FFFD in the stored copy.
+        return encode(payload).replace("\\u0000", "\\ufffd")
+
     table = RawRecord._meta.db_table
     with connection.cursor() as cursor:
         _stage(

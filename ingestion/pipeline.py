@@ -22,13 +22,17 @@ from config.logging import bind_log_context
 from ingestion import bulk
 from ingestion.drift import DriftReport, FieldTally, detect_drift
 from ingestion.identity import ProviderAsset, resolve_assets
+from ingestion.models import RawRecord
 from ingestion.normalize import Observation, Rejected, fit
 from ingestion.sources import build_source
 from ingestion.sources.base import Item, Source, SourceError
-from prices.models import Quote
+from prices.models import AssetIdentifier, Quote
 from runs.models import Checkpoint, Run
 
 logger = logging.getLogger(__name__)
+
+IDENTITY_LENGTH = AssetIdentifier._meta.get_field("external_id").max_length
+RAW_EXTERNAL_ID_LENGTH = RawRecord._meta.get_field("external_id").max_length
 
 
 class InjectedFailure(Exception):
@@ -229,16 +233,23 @@ def prepare_batch(
     observations: dict[str, Observation] = {}
     for digest, item in unique.items():
         try:
-            observations[digest] = fit(src.normalize(item.payload))
+            observations[digest] = fit(_checked_identity(src.normalize(item.payload)))
             reason = ""
         except Rejected as exc:
             reason = str(exc)
-        raws.append(
-            bulk.RawRow(
-                src.name, run_id, item.external_id, item.payload, digest, fetched_at, reason
-            )
-        )
+        # PostgreSQL text cannot hold NUL; an over-long location is cut, not fatal.
+        where = item.external_id.replace("\x00", "\ufffd")[-RAW_EXTERNAL_ID_LENGTH:]
+        raws.append(bulk.RawRow(src.name, run_id, where, item.payload, digest, fetched_at, reason))
     return PreparedBatch(len(items), len(items) - len(unique), cursor, raws, observations)
+
+
+def _checked_identity(observation: Observation) -> Observation:
+    """Refuse a provider id the identifier table cannot hold, rather than fail the batch."""
+    if len(observation.identity) > IDENTITY_LENGTH:
+        raise Rejected(f"provider id is longer than {IDENTITY_LENGTH} characters")
+    if "\x00" in observation.identity:
+        raise Rejected("provider id contains a NUL character")
+    return observation
 
 
 def write_batch(*, run: Run, src: Source, batch: PreparedBatch) -> BatchCounts:
@@ -277,18 +288,24 @@ def column_fitter() -> Callable[[Observation], Observation]:
     def fit_observation(observation: Observation) -> Observation:
         for name, max_digits, places in columns:
             value = getattr(observation, name)
-            if value is not None:
-                setattr(
-                    observation,
-                    name,
-                    fit(
-                        value,
-                        field=name,
-                        max_digits=max_digits,
-                        places=places,
-                        significant=significant,
-                    ),
+            if value is None:
+                continue
+            try:
+                fitted = fit(
+                    value,
+                    field=name,
+                    max_digits=max_digits,
+                    places=places,
+                    significant=significant,
                 )
+            except Rejected:
+                if name == "price_usd":
+                    raise
+                # An absurd market cap or volume must not cost the price: it is left empty.
+                fitted = None
+            if name == "price_usd" and fitted == 0:
+                raise Rejected(f"price_usd {value} is below 1e-{places}, the smallest price kept")
+            setattr(observation, name, fitted)
         return observation
 
     return fit_observation

@@ -110,6 +110,9 @@ class Quote(models.Model):
             models.UniqueConstraint(
                 fields=["asset", "source", "observed_at"], name="prices_quote_unique_observation"
             ),
+            models.CheckConstraint(
+                condition=models.Q(price_usd__gt=0), name="prices_quote_price_positive"
+            ),
         ]
         indexes = [
             models.Index(fields=["asset", "-observed_at"], name="prices_quote_asset_time"),

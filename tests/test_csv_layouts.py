@@ -137,6 +137,7 @@ def test_unrecognised_layout_is_refused_naming_expected_columns(write_csv):
         ("1,Ethereum,ETH,2015-08-08 23:59:59,2.8,0.7,2.8,,674188.0,1", "missing Close"),
         ("1,Ethereum,ETH,2015-08-08 23:59:59,2.8,0.7,2.8,-1,674188.0,1", "not a positive price"),
         ("1,Ethereum,ETH,2015-08-08 23:59:59,2.8,0.7,2.8,NaN,674188.0,1", "missing Close"),
+        ("1,Ethereum,ETH,2015-08-08 23:59:59,2.8,0.7,2.8,4e-19,674188.0,1", "below 1e-18"),
         ("1,Ethereum,ETH,08/08/2015,2.8,0.7,2.8,0.75,674188.0,1", "Date '08/08/2015'"),
         ("1,Ethereum,ETH,2015-08-08 23:59:59,2.8,0.7", "expected 10 columns, found 6"),
     ],
@@ -177,3 +178,24 @@ def test_missing_file_fails_the_run(tmp_path):
 
     assert run.status == Run.Status.FAILED
     assert "not found" in run.error
+
+
+def test_an_absurd_market_cap_is_left_empty_and_the_price_kept(write_csv):
+    row = "1,Ethereum,ETH,2015-08-08 23:59:59,2.8,0.7,2.8,0.7533,674188.0,1e30"
+    run = ingest(source="csv", path=str(write_csv(f"{KAGGLE_HEADER}\n{row}\n")))
+
+    quote = Quote.objects.get()
+    assert run.records_inserted == 1
+    assert (quote.price_usd, quote.market_cap_usd) == (stored("0.7533"), None)
+
+
+def test_an_over_long_name_rejects_the_row_not_the_run(write_csv):
+    good = "2,Ethereum,ETH,2015-08-09 23:59:59,0.88,0.63,0.71,0.7019,532170.0,42399573.4991"
+    long_name = "Ethereum " + "x" * 300
+    row = f"1,{long_name},ETH,2015-08-08 23:59:59,2.8,0.7,2.8,0.7533,674188.0,1"
+    run = ingest(source="csv", path=str(write_csv(f"{KAGGLE_HEADER}\n{row}\n{good}\n")))
+
+    assert (run.status, run.records_inserted, run.records_rejected) == ("partial", 1, 1)
+    assert (
+        "longer than 255" in RawRecord.objects.exclude(rejection_reason="").get().rejection_reason
+    )
