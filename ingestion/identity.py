@@ -13,17 +13,20 @@ Everything is per batch (a handful of queries whatever the batch size), never pe
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils.text import slugify
 
 from ingestion.reference import ReferenceAsset, normalize_name, reference_index
 from prices.models import Asset, AssetIdentifier
 
 Method = AssetIdentifier.Method
+_CREATE_ATTEMPTS = 3
 SYMBOL_LENGTH = Asset._meta.get_field("symbol").max_length
 NAME_LENGTH = Asset._meta.get_field("name").max_length
 CONFIDENCE = {
@@ -83,14 +86,20 @@ def resolve_assets(
         matches[external_id] = (reference_ids[found.slug], Method.REFERENCE)
 
     unmatched = [asset for asset in missing if asset.external_id not in matches]
-    for external_id, asset_id in _cross_provider_matches(unmatched).items():
-        matches[external_id] = (asset_id, Method.CROSS_PROVIDER)
-
-    new = [asset for asset in unmatched if asset.external_id not in matches]
-    for external_id, asset_id in _create_assets(
-        source=source, assets=new, reserved=reference.slugs
-    ).items():
-        matches[external_id] = (asset_id, Method.NEW)
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            # A savepoint: another source's run may create an asset with the same slug at the
+            # same moment; then match and create again, now seeing its asset.
+            with transaction.atomic():
+                found = _cross_provider_matches(source=source, assets=unmatched)
+                new = [asset for asset in unmatched if asset.external_id not in found]
+                created = _create_assets(source=source, assets=new, reserved=reference.slugs)
+            break
+        except IntegrityError:
+            if attempt == _CREATE_ATTEMPTS:
+                raise
+    matches.update({key: (asset_id, Method.CROSS_PROVIDER) for key, asset_id in found.items()})
+    matches.update({key: (asset_id, Method.NEW) for key, asset_id in created.items()})
 
     AssetIdentifier.objects.bulk_create(
         AssetIdentifier(
@@ -147,22 +156,29 @@ def _reference_assets(found: Iterable[ReferenceAsset]) -> dict[str, int]:
     return dict(Asset.objects.filter(slug__in=list(by_slug)).values_list("slug", "id"))
 
 
-def _cross_provider_matches(assets: list[ProviderAsset]) -> dict[str, int]:
-    """Provider ids whose normalized symbol AND name match exactly one existing asset."""
+def _cross_provider_matches(*, source: str, assets: list[ProviderAsset]) -> dict[str, int]:
+    """Provider ids whose normalized symbol AND name match exactly one existing asset, which
+    `source` does not list under another id (two ids of one provider are two coins)."""
     named = [asset for asset in assets if asset.name and asset.symbol]
     if not named:
         return {}
-    candidates: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for asset_id, symbol, name in Asset.objects.filter(
-        symbol__in={asset.symbol.upper() for asset in named}
-    ).values_list("id", "symbol", "name"):
-        candidates[(symbol, normalize_name(name))].append(asset_id)
-    matches = {}
+    candidates: dict[tuple[str, str], list[tuple[int, bool]]] = defaultdict(list)
+    for asset_id, symbol, name, listed in (
+        Asset.objects.filter(symbol__in={asset.symbol.upper() for asset in named})
+        .annotate(
+            listed=Exists(AssetIdentifier.objects.filter(asset=OuterRef("pk"), source=source))
+        )
+        .values_list("id", "symbol", "name", "listed")
+    ):
+        candidates[(symbol, normalize_name(name))].append((asset_id, listed))
+    matches: dict[str, int] = {}
     for asset in named:
         found = candidates.get((asset.symbol.upper(), normalize_name(asset.name)), [])
-        if len(found) == 1:
-            matches[asset.external_id] = found[0]
-    return matches
+        if len(found) == 1 and not found[0][1]:
+            matches[asset.external_id] = found[0][0]
+    # Two ids of this batch matching one asset are as ambiguous as two assets matching one id.
+    claimed = Counter(matches.values())
+    return {external_id: a for external_id, a in matches.items() if claimed[a] == 1}
 
 
 def _create_assets(

@@ -81,6 +81,22 @@ def test_unknown_coin_matches_across_providers_on_name_and_symbol(small_referenc
     assert (identifier.method, identifier.confidence) == ("cross_provider", Decimal("0.80"))
 
 
+def test_two_ids_of_one_provider_are_never_merged(small_reference):
+    first = resolve("coingecko", "zzfoo", "zzf", "ZZ Foo")
+    # Two ids of one batch would both match `first`: neither may claim it.
+    together = resolve_assets(
+        source="coinpaprika",
+        assets=[ProviderAsset("zzf-a", "ZZF", "ZZ Foo"), ProviderAsset("zzf-b", "ZZF", "ZZ Foo")],
+    )
+    # The only QQ asset is CoinGecko's already, under another id.
+    qq = AssetFactory(symbol="QQ", name="QQ Coin", slug="qq-coin")
+    AssetIdentifierFactory(asset=qq, source="coingecko", external_id="qq")
+    second = resolve("coingecko", "qq-2", "qq", "QQ Coin")
+
+    assert len({first.pk, *together.values()}) == 3
+    assert second.slug != "qq-coin"
+
+
 def test_ambiguous_name_and_symbol_match_creates_a_new_asset(small_reference):
     AssetFactory(symbol="FOO", name="Foo Token", slug="foo-1")
     AssetFactory(symbol="FOO", name="Foo Token", slug="foo-2")
@@ -179,3 +195,32 @@ def test_csv_asset_option_maps_a_symbol_only_file_to_the_named_asset():
     assert set(Quote.objects.values_list("asset", flat=True)) == {ether.pk}
     identifier = AssetIdentifier.objects.get(source="csv")
     assert (identifier.external_id, identifier.method) == ("ETH", "manual")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs two concurrent sessions")
+def test_a_slug_taken_by_a_concurrent_run_is_retried(small_reference):
+    import threading
+
+    import psycopg2
+
+    settings_dict = connection.settings_dict
+    other = psycopg2.connect(
+        dbname=settings_dict["NAME"],
+        user=settings_dict["USER"],
+        host=settings_dict["HOST"] or None,
+        port=settings_dict["PORT"] or None,
+        password=settings_dict["PASSWORD"] or None,
+    )
+    with other.cursor() as cursor:  # another run's transaction, not yet committed
+        cursor.execute(
+            "INSERT INTO prices_asset (slug, symbol, name, verified, created_at) "
+            "VALUES ('zz-race', 'ZZR', 'Other coin', false, now())"
+        )
+    threading.Timer(0.5, other.commit).start()
+
+    asset = resolve("coinpaprika", "zzr-zz-race", "ZZR", "ZZ Race")
+
+    other.close()
+    assert asset.slug == "zz-race-coinpaprika"
+    assert Asset.objects.filter(slug="zz-race").exists()
