@@ -226,7 +226,9 @@ ETL_BATCH_SIZE = env.int("ETL_BATCH_SIZE", default=5000)
 # Crash injection for resume drills: fail the run after this many records (0 = never).
 ETL_FAIL_AFTER_N_RECORDS = env.int("ETL_FAIL_AFTER_N_RECORDS", default=0)
 # A running run whose heartbeat is older than this is presumed dead and may be taken over.
-ETL_STALE_RUN_SECONDS = env.int("ETL_STALE_RUN_SECONDS", default=900)
+# An hour: longer than one batch can take to fetch (retries wait up to 2 minutes each), and a
+# dead run blocks at most one hourly cron slot.
+ETL_STALE_RUN_SECONDS = env.int("ETL_STALE_RUN_SECONDS", default=3600)
 
 # --- Identity and consolidated prices ----------------------------------------------------------
 

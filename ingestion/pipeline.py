@@ -161,7 +161,8 @@ def _execute(
             with transaction.atomic():
                 bulk.relax_commit_durability()
                 counts = write_batch(run=run, src=src, batch=batch)
-                checkpoint.advance(cursor=batch.cursor, run=run)
+                # Before the checkpoint moves: refuses, rolling the batch back, if another run
+                # took this one over as stale meanwhile.
                 run.add_counts(
                     read=counts.read,
                     inserted=counts.inserted,
@@ -169,6 +170,7 @@ def _execute(
                     unchanged=counts.unchanged,
                     rejected=counts.rejected,
                 )
+                checkpoint.advance(cursor=batch.cursor, run=run)
             for where, reason in counts.rejections:
                 logger.warning("run %s rejected %s: %s", run.pk, where, reason)
             if on_batch is not None:

@@ -71,7 +71,8 @@ class RunTriggerViewSet(RunViewSet):
         try:
             run = start_run(source=source)
         except RunAlreadyActive as exc:
-            return _error(request, status.HTTP_409_CONFLICT, str(exc), run=exc.run.pk)
+            busy = exc.run.pk if exc.run is not None else None
+            return _error(request, status.HTTP_409_CONFLICT, str(exc), run=busy)
         except SourceNotConfigured as exc:
             raise serializers.ValidationError(
                 {"source": [f"{source} is not configured: {exc}"]}

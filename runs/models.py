@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db.models import F, Q
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 
 class RunAlreadyActive(Exception):
     """Another run of the same source is queued or running and is not stale."""
 
+    def __init__(self, source: str, run: Run | None = None) -> None:
+        self.source = source
+        self.run = run
+        if run is None:
+            detail = "another process is starting or finishing a run of it"
+        else:
+            detail = f"run {run.pk}, last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+        super().__init__(f"source {source!r} is already running ({detail})")
+
+
+class RunTakenOver(Exception):
+    """This run was declared dead (stale) and replaced while it was still working."""
+
     def __init__(self, run: Run) -> None:
         self.run = run
-        super().__init__(
-            f"source {run.source!r} is already running (run {run.pk}, "
-            f"last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)"
-        )
+        super().__init__(f"run {run.pk} ({run.source}) was taken over by a newer run")
 
 
 class Run(models.Model):
@@ -99,14 +112,19 @@ class Run(models.Model):
         """
         now = timezone.now()
         with transaction.atomic():
-            active = (
-                cls.objects.select_for_update()
-                .filter(source=source, status__in=cls.ACTIVE_STATUSES)
-                .first()
-            )
+            try:
+                # NOWAIT: a run row locked by a long transaction (renormalize) means "busy",
+                # at once, rather than a wait.
+                active = (
+                    cls.objects.select_for_update(nowait=True)
+                    .filter(source=source, status__in=cls.ACTIVE_STATUSES)
+                    .first()
+                )
+            except DatabaseError:
+                raise RunAlreadyActive(source) from None
             if active is not None:
                 if active.heartbeat_at > now - stale_after:
-                    raise RunAlreadyActive(active)
+                    raise RunAlreadyActive(source, active)
                 active.finish(
                     status=cls.Status.FAILED,
                     error=(
@@ -126,9 +144,8 @@ class Run(models.Model):
                     )
             except IntegrityError:
                 # Lost a race with another process starting the same source.
-                raise RunAlreadyActive(
-                    cls.objects.get(source=source, status__in=cls.ACTIVE_STATUSES)
-                ) from None
+                winner = cls.objects.filter(source=source, status__in=cls.ACTIVE_STATUSES).first()
+                raise RunAlreadyActive(source, winner) from None
 
     def add_counts(
         self,
@@ -139,37 +156,52 @@ class Run(models.Model):
         unchanged: int = 0,
         rejected: int = 0,
     ) -> None:
-        """Add one batch's counters and beat the heart, in the caller's transaction."""
+        """Add one batch's counters and beat the heart, in the caller's transaction.
+
+        Raises `RunTakenOver` (so the caller's transaction, and its batch, roll back) if another
+        run has declared this one dead meanwhile.
+        """
+        self.heartbeat_at = timezone.now()
+        changed = Run.objects.filter(pk=self.pk, status__in=self.ACTIVE_STATUSES).update(
+            records_read=F("records_read") + read,
+            records_inserted=F("records_inserted") + inserted,
+            records_updated=F("records_updated") + updated,
+            records_unchanged=F("records_unchanged") + unchanged,
+            records_rejected=F("records_rejected") + rejected,
+            heartbeat_at=self.heartbeat_at,
+        )
+        if not changed:
+            raise RunTakenOver(self)
         self.records_read += read
         self.records_inserted += inserted
         self.records_updated += updated
         self.records_unchanged += unchanged
         self.records_rejected += rejected
-        self.heartbeat_at = timezone.now()
-        self.save(
-            update_fields=[
-                "records_read",
-                "records_inserted",
-                "records_updated",
-                "records_unchanged",
-                "records_rejected",
-                "heartbeat_at",
-            ]
-        )
 
     def finish(self, *, status: str, error: str = "", checkpoint_after: Any = None) -> None:
-        """Close the run with a terminal status."""
+        """Close the run with a terminal status.
+
+        A run already closed (taken over as stale by another run) keeps its status: the
+        process that comes back to it late must not overwrite what the takeover recorded.
+        """
         if status not in self.TERMINAL_STATUSES:
             raise ValueError(f"{status!r} is not a terminal run status")
-        self.status = status
-        self.error = error
-        self.finished_at = timezone.now()
-        self.heartbeat_at = self.finished_at
+        finished_at = timezone.now()
+        values = {
+            "status": status,
+            "error": error,
+            "finished_at": finished_at,
+            "heartbeat_at": finished_at,
+        }
         if checkpoint_after is not None:
-            self.checkpoint_after = checkpoint_after
-        self.save(
-            update_fields=["status", "error", "finished_at", "heartbeat_at", "checkpoint_after"]
-        )
+            values["checkpoint_after"] = checkpoint_after
+        changed = Run.objects.filter(pk=self.pk, status__in=self.ACTIVE_STATUSES).update(**values)
+        if changed:
+            for name, value in values.items():
+                setattr(self, name, value)
+        else:
+            logger.warning("run %s was closed by another process; its status stays", self.pk)
+            self.refresh_from_db()
 
 
 class Checkpoint(models.Model):

@@ -3,12 +3,13 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from ingestion.models import RawRecord
 from ingestion.pipeline import ingest
 from prices.models import Asset, Quote
-from runs.models import Checkpoint, Run, RunAlreadyActive
+from runs.models import Checkpoint, Run, RunAlreadyActive, RunTakenOver
 from tests.conftest import FIXTURES, stored
 
 pytestmark = pytest.mark.django_db
@@ -162,3 +163,45 @@ def test_a_line_cut_mid_write_is_read_again_whole_next_time(write_csv):
     assert Quote.objects.count() == 10
     whole = Quote.objects.order_by("-observed_at").first().market_cap_usd
     assert half == stored("872") and whole == stored("87295366.5007")
+
+
+def test_a_run_taken_over_as_stale_cannot_write_or_reopen(settings, write_csv):
+    settings.ETL_STALE_RUN_SECONDS = 60
+    old = Run.objects.create(
+        source="csv", status=Run.Status.RUNNING, heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    new = ingest(source="csv", path=str(write_csv(KAGGLE.read_text())))
+
+    # The old process comes back: its next batch and its finish must change nothing.
+    with pytest.raises(RunTakenOver):
+        old.add_counts(read=5, inserted=5)
+    old.finish(status=Run.Status.SUCCEEDED)
+
+    old.refresh_from_db()
+    assert (old.status, old.records_read) == (Run.Status.FAILED, 0)
+    assert "taken over" in old.error
+    assert new.status == Run.Status.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs two concurrent sessions")
+def test_a_run_row_locked_by_a_long_transaction_means_busy_at_once(write_csv):
+    import psycopg2
+
+    run = Run.objects.create(source="csv", status=Run.Status.RUNNING)
+    params = connection.settings_dict
+    other = psycopg2.connect(
+        dbname=params["NAME"],
+        user=params["USER"],
+        host=params["HOST"] or None,
+        port=params["PORT"] or None,
+        password=params["PASSWORD"] or None,
+    )
+    try:
+        with other.cursor() as cursor:  # e.g. renormalize, holding its run for minutes
+            cursor.execute("SELECT id FROM runs_run WHERE id = %s FOR UPDATE", [run.pk])
+        with pytest.raises(RunAlreadyActive, match="already running"):
+            ingest(source="csv", path=str(write_csv(KAGGLE.read_text())))
+    finally:
+        other.rollback()
+        other.close()
