@@ -175,7 +175,8 @@ class RunCollector(Collector):
         )
 
         rows = (
-            Run.objects.order_by()
+            Run.objects.ingests()
+            .order_by()
             .values("source", "status")
             .annotate(
                 count=Count("id"),
@@ -213,7 +214,8 @@ class RunCollector(Collector):
             for index, bound in enumerate(RUN_DURATION_BUCKETS)
         }
         histogram_rows = (
-            Run.objects.order_by()
+            Run.objects.ingests()
+            .order_by()
             .filter(finished_at__isnull=False)
             .annotate(elapsed=elapsed)
             .values("source")

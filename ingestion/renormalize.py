@@ -40,7 +40,7 @@ def renormalize(
     src = build_source(source)
     run = Run.start(
         source=source,
-        options={"command": "renormalize"},
+        kind=Run.Kind.RENORMALIZE,
         stale_after=timedelta(seconds=settings.ETL_STALE_RUN_SECONDS),
     )
     try:

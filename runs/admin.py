@@ -27,6 +27,7 @@ class RunAdmin(ReadOnlyAdmin):
         "source",
         "status",
         "trigger",
+        "kind",
         "started_at",
         "duration",
         "records_read",
@@ -37,7 +38,7 @@ class RunAdmin(ReadOnlyAdmin):
         "short_error",
         "drift_summary",
     ]
-    list_filter = ["source", "status", "trigger", "started_at"]
+    list_filter = ["source", "status", "trigger", "kind", "started_at"]
     search_fields = ["=id", "source", "error"]
     date_hierarchy = "started_at"
     readonly_fields = [*(field.name for field in Run._meta.fields), "drift_details"]

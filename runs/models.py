@@ -34,6 +34,13 @@ class RunTakenOver(Exception):
         super().__init__(f"run {run.pk} ({run.source}) was taken over by a newer run")
 
 
+class RunQuerySet(models.QuerySet["Run"]):
+    def ingests(self) -> RunQuerySet:
+        """Runs that fetched data, not maintenance (renormalize): what health and stats
+        judge a source by."""
+        return self.filter(kind=Run.Kind.INGEST)
+
+
 class Run(models.Model):
     """One execution of the ETL for one source, from start to a terminal status."""
 
@@ -49,12 +56,17 @@ class Run(models.Model):
         CRON = "cron"
         API = "api"
 
+    class Kind(models.TextChoices):
+        INGEST = "ingest"
+        RENORMALIZE = "renormalize", "renormalize (quotes rebuilt from raw records)"
+
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
     TERMINAL_STATUSES = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED)
 
     source = models.CharField(max_length=32, db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     trigger = models.CharField(max_length=8, choices=Trigger.choices, default=Trigger.CLI)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INGEST)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(default=timezone.now)
@@ -70,6 +82,8 @@ class Run(models.Model):
     options = models.JSONField(default=dict, blank=True, help_text="How the run was invoked.")
     checkpoint_before = models.JSONField(null=True, blank=True)
     checkpoint_after = models.JSONField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -102,6 +116,7 @@ class Run(models.Model):
         *,
         source: str,
         trigger: str = Trigger.CLI,
+        kind: str = Kind.INGEST,
         options: dict[str, Any] | None = None,
         stale_after: timedelta,
     ) -> Run:
@@ -137,6 +152,7 @@ class Run(models.Model):
                     return cls.objects.create(
                         source=source,
                         trigger=trigger,
+                        kind=kind,
                         status=cls.Status.RUNNING,
                         started_at=now,
                         heartbeat_at=now,

@@ -73,7 +73,8 @@ def run_stats() -> list[dict[str, Any]]:
     sizes and the current checkpoint."""
     totals = {
         row["source"]: row
-        for row in Run.objects.order_by()
+        for row in Run.objects.ingests()
+        .order_by()
         .values("source")
         .annotate(
             runs_total=Count("id"),
@@ -85,7 +86,7 @@ def run_stats() -> list[dict[str, Any]]:
             records_rejected=Sum("records_rejected"),
         )
     }
-    finished = Run.objects.filter(finished_at__isnull=False)
+    finished = Run.objects.ingests().filter(finished_at__isnull=False)
     last_success = {
         r.source: r
         for r in _latest_per_source(finished.filter(status__in=SUCCESSFUL), by="finished_at")
@@ -146,7 +147,8 @@ def recent_median_duration(*, source: str, before: Run) -> float | None:
     """Median duration in seconds of `source`'s latest finished runs started before `before`."""
     window = settings.COMPARE_MEDIAN_WINDOW
     earlier = (
-        Run.objects.filter(source=source, finished_at__isnull=False)
+        Run.objects.ingests()
+        .filter(source=source, finished_at__isnull=False)
         .filter(
             Q(started_at__lt=before.started_at) | Q(started_at=before.started_at, id__lt=before.pk)
         )
@@ -263,11 +265,12 @@ def source_health(*, now: datetime | None = None) -> dict[str, Any]:
     recent enough for its schedule (`HEALTH_MAX_AGE_MINUTES`). Overall "degraded" if any is not.
     """
     now = now or timezone.now()
-    last_run = {r.source: r for r in _latest_per_source(Run.objects.all())}
+    last_run = {r.source: r for r in _latest_per_source(Run.objects.ingests())}
     last_success = {
         r.source: r
         for r in _latest_per_source(
-            Run.objects.filter(status__in=SUCCESSFUL, finished_at__isnull=False), by="finished_at"
+            Run.objects.ingests().filter(status__in=SUCCESSFUL, finished_at__isnull=False),
+            by="finished_at",
         )
     }
     sources = []

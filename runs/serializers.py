@@ -21,6 +21,7 @@ class RunSerializer(serializers.ModelSerializer):
             "source",
             "status",
             "trigger",
+            "kind",
             "started_at",
             "finished_at",
             "heartbeat_at",
