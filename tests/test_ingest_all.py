@@ -75,7 +75,7 @@ def test_every_enabled_source_runs_once_and_exit_is_zero(httpserver):
     for source, read in [("coingecko", 5), ("coinpaprika", 2), ("coincap", 2), ("csv", 10)]:
         run = Run.objects.get(source=source)
         assert f"run {run.pk} {source} succeeded: read {read}, inserted {read}," in out
-    assert lines[-1] == "all: 4 run, 0 failed"
+    assert lines[-1] == "all: 4 sources, 4 run, 0 failed"
 
 
 def test_one_failing_source_does_not_stop_the_others(httpserver):
@@ -99,7 +99,7 @@ def test_one_failing_source_does_not_stop_the_others(httpserver):
     failed = Run.objects.get(source="coinpaprika")
     assert f"run {failed.pk} coinpaprika failed: read 0" in out
     assert "returned an HTML page titled 'Access denied" in failed.error
-    assert out.strip().splitlines()[-1] == "all: 4 run, 1 failed (coinpaprika)"
+    assert out.strip().splitlines()[-1] == "all: 4 sources, 4 run, 1 failed (coinpaprika)"
 
 
 def test_source_without_its_required_key_is_skipped_with_a_note(settings, httpserver):
@@ -111,7 +111,7 @@ def test_source_without_its_required_key_is_skipped_with_a_note(settings, httpse
     assert error is None
     assert "coincap skipped: COINCAP_API_KEY is not set" in out
     assert set(statuses()) == {"coingecko", "coinpaprika", "csv"}
-    assert out.strip().splitlines()[-1] == "all: 3 run, 0 failed, skipped coincap"
+    assert out.strip().splitlines()[-1] == "all: 4 sources, 3 run, 0 failed, skipped coincap"
 
 
 def test_only_enabled_sources_run_in_the_configured_order(settings):

@@ -81,3 +81,20 @@ def test_command_exit_code_seen_by_cron(tmp_path: Path):
     assert "csv succeeded: read 10" in ok.stdout
     assert failed.returncode == 1
     assert "CSV file not found" in failed.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--source", "csv", "--fail-after", "-1"], "--fail-after must be zero"),
+        (["--source", "coingecko", "--path", "prices.csv"], "--path only apply to --source csv"),
+        (["--source", "csv", "--asset", "no-such-coin"], "no asset has that slug"),
+        (["--source", "all", "--run-id", "1"], "give one --source"),
+    ],
+)
+def test_contradictory_arguments_are_refused_before_any_run(arguments, message):
+    with pytest.raises(CommandError, match=message) as excinfo:
+        call_command("ingest", *arguments)
+
+    assert excinfo.value.returncode == 2
+    assert not Run.objects.exists()

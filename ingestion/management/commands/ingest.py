@@ -15,11 +15,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from ingestion.pipeline import ingest
+from ingestion.reference import reference_index
 from ingestion.sources import SOURCE_NAMES, build_source
 from ingestion.sources.base import SourceError
+from prices.models import Asset
 from runs.models import Run, RunAlreadyActive
 
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 EXIT_ALREADY_RUNNING = 3
 ALL = "all"
 
@@ -70,10 +73,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["fail_after"] is not None and options["fail_after"] < 0:
-            raise CommandError("--fail-after must be zero (never) or a positive number")
-        if options["run_id"] is not None and options["source"] == ALL:
-            raise CommandError("--run-id continues one run: give one --source, not all")
+        self._check_arguments(options)
         if options["source"] == ALL:
             self._ingest_all(options)
             return
@@ -86,6 +86,31 @@ class Command(BaseCommand):
         self.stdout.write(summary(run))
         if run.status == Run.Status.FAILED:
             raise CommandError(f"run {run.pk} failed: {run.error}", returncode=EXIT_FAILED)
+
+    def _check_arguments(self, options: dict[str, Any]) -> None:
+        """Refuse contradictory arguments before any run starts (exit 2, like argparse)."""
+        if options["fail_after"] is not None and options["fail_after"] < 0:
+            raise CommandError(
+                "--fail-after must be zero (never) or a positive number", returncode=EXIT_USAGE
+            )
+        if options["run_id"] is not None and options["source"] == ALL:
+            raise CommandError(
+                "--run-id continues one run: give one --source, not all", returncode=EXIT_USAGE
+            )
+        csv_only = [f"--{name}" for name in ("path", "symbol", "asset") if options[name]]
+        if csv_only and options["source"] != "csv":
+            raise CommandError(
+                f"{', '.join(csv_only)} only apply to --source csv", returncode=EXIT_USAGE
+            )
+        slug = options["asset"]
+        if slug and not (
+            slug in reference_index().slugs or Asset.objects.filter(slug=slug).exists()
+        ):
+            raise CommandError(
+                f"--asset {options['asset']!r}: no asset has that slug (see /api/assets/ or "
+                "the admin)",
+                returncode=EXIT_USAGE,
+            )
 
     def _ingest_all(self, options: dict[str, Any]) -> None:
         names = list(settings.ETL_ENABLED_SOURCES)
@@ -122,7 +147,7 @@ class Command(BaseCommand):
                 failed.append(name)
         ran = len(names) - len(skipped) - len(busy)
         self.stdout.write(
-            f"all: {ran} run, {len(failed)} failed"
+            f"all: {len(names)} sources, {ran} run, {len(failed)} failed"
             + (f" ({', '.join(failed)})" if failed else "")
             + (f", skipped {', '.join(skipped)}" if skipped else "")
             + (f", already running {', '.join(busy)}" if busy else "")
