@@ -184,3 +184,21 @@ def test_plan_dependent_circulating_supply_may_be_absent_without_drift(httpserve
     run = ingest(source="coinpaprika")
 
     assert run.drift == {"items": 2, "added": [], "missing": [], "type_changes": []}
+
+
+def test_a_host_that_does_not_resolve_fails_at_once_without_retries(settings, monkeypatch, caplog):
+    import socket
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    # The resolver is outside the project: answer as it does when the network is down.
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    settings.COINPAPRIKA_BASE_URL = "http://api.coinpaprika.example/v1"
+    settings.HTTP_MAX_RETRIES = 4
+
+    run = ingest(source="coinpaprika")
+
+    assert run.status == Run.Status.FAILED
+    assert "cannot resolve 'api.coinpaprika.example'" in run.error
+    assert "retrying" not in caplog.text

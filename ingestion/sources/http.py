@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import requests
 from django.conf import settings
 from django.utils import timezone
+from urllib3.exceptions import NameResolutionError
 
 from config.metrics import record_upstream_response, record_upstream_retry
 from ingestion.drift import json_type
@@ -93,6 +94,14 @@ class RateLimiter:
             self._sleep(delay)
         self._next_at = now + delay + self.interval
         return delay
+
+
+def _unresolved_host(exc: BaseException) -> bool:
+    """Whether a connection error is a host name that does not resolve (urllib3 wraps it)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NameResolutionError) or isinstance(
+        getattr(reason, "__context__", None), NameResolutionError
+    )
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -262,6 +271,13 @@ class JsonClient:
                 limit = timeout[0] if kind == "connect" else timeout[1]
                 problem = f"no answer within {limit:g} s ({kind} timeout)"
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                if _unresolved_host(exc):
+                    # Retrying will not make a name resolve; say what to check instead.
+                    raise self.fail(
+                        f"cannot resolve {urlsplit(url).hostname!r}: check the network, DNS, "
+                        f"or the base URL setting (GET {shown})",
+                        retryable=True,
+                    ) from None
                 problem = f"connection failed ({type(exc).__name__}: {self.redact(str(exc))})"
             except requests.RequestException as exc:
                 # E.g. a header value requests refuses: its message may quote the key.
