@@ -15,11 +15,22 @@ from runs.admin import ReadOnlyAdmin
 LOW_CONFIDENCE = Decimal("0.9")
 
 
+IDENTIFIER_FIELDS = ["source", "external_id", "symbol", "name", "asset", "method", "confidence"]
+
+
 class AssetIdentifierInline(admin.TabularInline):
+    """Shown, not edited: a mapping changes through the merge and re-map actions, which move
+    the quotes with it and record the change as manual."""
+
     model = AssetIdentifier
     extra = 0
-    fields = ["source", "external_id", "symbol", "name", "method", "confidence"]
-    readonly_fields = ["method", "confidence"]
+    fields = readonly_fields = [f for f in IDENTIFIER_FIELDS if f != "asset"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Asset | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Asset | None = None) -> bool:
+        return False
 
 
 class NeedsReviewFilter(admin.SimpleListFilter):
@@ -52,12 +63,12 @@ class AssetAdmin(admin.ModelAdmin):
             return "no fresh quote from any source"
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{:%Y-%m-%d %H:%M}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
                     s["source"],
                     s["price_usd"],
-                    s["observed_at"],
+                    f"{s['observed_at']:%Y-%m-%d %H:%M}",
                     s["deviation"],
                     "DEVIATES" if s["flagged"] else "",
                 )
@@ -106,8 +117,12 @@ class AssetIdentifierAdmin(admin.ModelAdmin):
     list_filter = ["source", "method", "asset__verified"]
     search_fields = ["external_id", "symbol", "name", "asset__slug"]
     list_select_related = ["asset"]
-    autocomplete_fields = ["asset"]
+    # Read-only for the same reason as the inline: use the "Re-map" action.
+    readonly_fields = IDENTIFIER_FIELDS
     actions = ["remap"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     @admin.action(description="Re-map selected identifiers to another asset…")
     def remap(

@@ -27,7 +27,7 @@ class Command(BaseCommand):
         sources = (
             [options["source"]]
             if options["source"]
-            else sorted(set(RawRecord.objects.values_list("source", flat=True).distinct()))
+            else sorted(RawRecord.objects.order_by().values_list("source", flat=True).distinct())
         )
         failed = []
         for source in sources:
