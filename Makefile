@@ -19,7 +19,7 @@ run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createcachetable
 	$(BIN)/python manage.py ingest --source csv
-	$(BIN)/python manage.py runserver 0.0.0.0:8000
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

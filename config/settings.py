@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_prometheus",
     "django_crontab",
     "runs",
@@ -166,6 +167,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Clean price quotes keyed by canonical asset, and the ETL runs behind them.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files come from this project's static files (pinned), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Root aliases (/data, /runs ...) and /api/ paths share views: keep the full path in
     # operation ids so they stay unique; tags are set on the views.
     "SCHEMA_PATH_PREFIX": "",

@@ -40,9 +40,14 @@ def test_schema_generates_and_validates_without_warnings(tmp_path, db):
         assert f"  {path}" in text
 
 
-def test_docs_and_schema_are_served(client, db):
+def test_docs_and_schema_are_served_without_a_cdn(client, db):
+    docs = client.get("/docs")
+
     assert client.get("/api/schema/").status_code == 200
-    assert client.get("/docs").status_code == 200
+    assert docs.status_code == 200
+    page = docs.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
+    assert "cdn.jsdelivr.net" not in page
 
 
 def load_schema() -> schemathesis.schemas.BaseSchema:
