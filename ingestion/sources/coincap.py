@@ -33,8 +33,9 @@ from ingestion.normalize import (
     to_positive_price,
     to_utc,
 )
-from ingestion.sources.base import Item, hash_payload
-from ingestion.sources.http import JsonApiSource, JsonClient, error_message
+from ingestion.sources.api import JsonApiSource, provider_id, text
+from ingestion.sources.base import Item
+from ingestion.sources.http import JsonClient, error_message
 
 BASE_URL = "https://rest.coincap.io/v3"
 _V2_HOST = "api.coincap.io"
@@ -118,18 +119,12 @@ class CoinCapSource(JsonApiSource):
             limit = min(PAGE_LIMIT, self.max_assets - offset)
             body = client.get_json("/assets", params={"limit": limit, "offset": offset})
             rows, timestamp = self._page(client, body, what=f"/assets page {page}")
-            items = []
-            for index, row in enumerate(rows, start=offset + 1):
-                asset_id = row.get("id")
-                if isinstance(asset_id, str) and asset_id:
-                    if asset_id in seen:
-                        continue  # moved down a page since the previous request
-                    seen.add(asset_id)
-                    external_id = asset_id
-                else:
-                    external_id = f"position {index} (no id)"
-                payload = {"item": row, "timestamp": timestamp}
-                items.append(Item(external_id, payload, hash_payload(row)))
+            items = self.items_by_id(
+                rows,
+                seen=seen,
+                where=lambda index, offset=offset: f"position {offset + index}",
+                wrap=lambda row, timestamp=timestamp: {"item": row, "timestamp": timestamp},
+            )
             self.mark(page=page, offset=offset, timestamp=timestamp)
             yield from items
             if len(rows) < limit:
@@ -162,22 +157,16 @@ class CoinCapSource(JsonApiSource):
         row = payload.get("item")
         if not isinstance(row, dict):
             raise Rejected("not a CoinCap asset record (no item)")
-        asset_id = row.get("id")
-        if not isinstance(asset_id, str) or not asset_id.strip():
-            raise Rejected(f"missing id (symbol {row.get('symbol')!r}, name {row.get('name')!r})")
+        asset_id = provider_id(row)
         if is_missing(payload.get("timestamp")):
             raise Rejected("missing response timestamp")
         return Observation(
             identity=asset_id,
-            symbol=_text(row.get("symbol")),
-            name=_text(row.get("name")),
+            symbol=text(row.get("symbol")),
+            name=text(row.get("name")),
             observed_at=to_utc(payload["timestamp"], field="timestamp"),
             price_usd=to_positive_price(row.get("priceUsd"), field="priceUsd"),
             market_cap_usd=to_decimal(row.get("marketCapUsd"), field="marketCapUsd"),
             volume_24h_usd=to_decimal(row.get("volumeUsd24Hr"), field="volumeUsd24Hr"),
             percent_change_24h=to_decimal(row.get("changePercent24Hr"), field="changePercent24Hr"),
         )
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""

@@ -22,9 +22,10 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from ingestion.drift import Schema, spec
-from ingestion.normalize import Observation, Rejected, to_decimal, to_positive_price, to_utc
-from ingestion.sources.base import Item, hash_payload
-from ingestion.sources.http import JsonApiSource, JsonClient
+from ingestion.normalize import Observation, to_decimal, to_positive_price, to_utc
+from ingestion.sources.api import JsonApiSource, provider_id, text
+from ingestion.sources.base import Item
+from ingestion.sources.http import JsonClient
 
 DEMO_BASE_URL = "https://api.coingecko.com/api/v3"
 PRO_BASE_URL = "https://pro-api.coingecko.com/api/v3"
@@ -133,19 +134,9 @@ class CoinGeckoSource(JsonApiSource):
                 },
             )
             rows = self.expect_rows(client, body, what=f"/coins/markets page {page}")
-            items = []
-            for index, row in enumerate(rows, start=1):
-                coin_id = row.get("id")
-                if isinstance(coin_id, str) and coin_id:
-                    if coin_id in seen:
-                        continue  # moved up a page since the previous request
-                    seen.add(coin_id)
-                    external_id = coin_id
-                else:
-                    external_id = f"page {page} row {index} (no id)"
-                if taken + len(items) >= self.max_coins:
-                    break
-                items.append(Item(external_id, row, hash_payload(row)))
+            items = self.items_by_id(
+                rows, seen=seen, where=lambda index, page=page: f"page {page} row {index}"
+            )[: self.max_coins - taken]
             self.mark(page=page)
             yield from items
             taken += len(items)
@@ -153,15 +144,10 @@ class CoinGeckoSource(JsonApiSource):
                 break
 
     def normalize(self, payload: dict[str, Any]) -> Observation:
-        coin_id = payload.get("id")
-        if not isinstance(coin_id, str) or not coin_id.strip():
-            raise Rejected(
-                f"missing id (symbol {payload.get('symbol')!r}, name {payload.get('name')!r})"
-            )
         return Observation(
-            identity=coin_id,
-            symbol=_text(payload.get("symbol")),
-            name=_text(payload.get("name")),
+            identity=provider_id(payload),
+            symbol=text(payload.get("symbol")),
+            name=text(payload.get("name")),
             observed_at=to_utc(payload.get("last_updated"), field="last_updated"),
             price_usd=to_positive_price(payload.get("current_price"), field="current_price"),
             market_cap_usd=to_decimal(payload.get("market_cap"), field="market_cap"),
@@ -176,7 +162,3 @@ def _host_plan(base_url: str) -> str | None:
     """The plan a real CoinGecko host implies; None for any other host (a local server)."""
     host = urlsplit(base_url.strip()).hostname if base_url.strip() else None
     return next((plan for plan, name in _PLAN_HOSTS.items() if name == host), None)
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""

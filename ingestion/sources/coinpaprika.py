@@ -20,8 +20,9 @@ from django.conf import settings
 
 from ingestion.drift import Schema, spec
 from ingestion.normalize import Observation, Rejected, to_decimal, to_positive_price, to_utc
-from ingestion.sources.base import Item, hash_payload
-from ingestion.sources.http import JsonApiSource, JsonClient
+from ingestion.sources.api import JsonApiSource, provider_id, text
+from ingestion.sources.base import Item
+from ingestion.sources.http import JsonClient
 
 FREE_BASE_URL = "https://api.coinpaprika.com/v1"
 PRO_BASE_URL = "https://api-pro.coinpaprika.com/v1"
@@ -110,35 +111,20 @@ class CoinPaprikaSource(JsonApiSource):
     def fetch_pages(self, client: JsonClient) -> Iterator[Item]:
         body = client.get_json("/tickers", params={"quotes": "USD"})
         rows = self.expect_rows(client, body, what="/tickers")
-        seen: set[str] = set()
-        items = []
-        for index, row in enumerate(rows, start=1):
-            coin_id = row.get("id")
-            if isinstance(coin_id, str) and coin_id:
-                if coin_id in seen:
-                    continue
-                seen.add(coin_id)
-                external_id = coin_id
-            else:
-                external_id = f"row {index} (no id)"
-            items.append(Item(external_id, row, hash_payload(row)))
+        items = self.items_by_id(rows, seen=set(), where=lambda index: f"row {index}")
         self.mark(page=1)
         yield from items
 
     def normalize(self, payload: dict[str, Any]) -> Observation:
-        coin_id = payload.get("id")
-        if not isinstance(coin_id, str) or not coin_id.strip():
-            raise Rejected(
-                f"missing id (symbol {payload.get('symbol')!r}, name {payload.get('name')!r})"
-            )
+        coin_id = provider_id(payload)
         quotes = payload.get("quotes")
         usd = quotes.get("USD") if isinstance(quotes, dict) else None
         if not isinstance(usd, dict):
             raise Rejected("missing quotes.USD")
         return Observation(
             identity=coin_id,
-            symbol=_text(payload.get("symbol")),
-            name=_text(payload.get("name")),
+            symbol=text(payload.get("symbol")),
+            name=text(payload.get("name")),
             observed_at=to_utc(payload.get("last_updated"), field="last_updated"),
             price_usd=to_positive_price(usd.get("price"), field="quotes.USD.price"),
             market_cap_usd=to_decimal(usd.get("market_cap"), field="quotes.USD.market_cap"),
@@ -147,7 +133,3 @@ class CoinPaprikaSource(JsonApiSource):
                 usd.get("percent_change_24h"), field="quotes.USD.percent_change_24h"
             ),
         )
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""

@@ -16,21 +16,18 @@ import logging
 import random
 import re
 import time
-from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
-from django.utils import timezone
 from urllib3.exceptions import NameResolutionError
 
 from config.metrics import record_upstream_response, record_upstream_retry
-from ingestion.drift import json_type
-from ingestion.sources.base import Item, Source, SourceError
+from ingestion.sources.base import SourceError
 
 logger = logging.getLogger(__name__)
 
@@ -372,82 +369,3 @@ class JsonClient:
             state = "is set but was not accepted" if self._secrets else "is not set"
             detail = f"{detail}. Check the API key: {self.key_setting} {state}"
         return detail
-
-
-class JsonApiSource(Source):
-    """A source that pages through a JSON API. Subclasses say how to call it (`fetch_pages`)
-    and how to read one item (`normalize`); this class builds the client, refuses a bad
-    configuration before any request, and checks each page's shape before its items go out.
-
-    API runs always start from the first page; the cursor records the last page read and when.
-    Items are whole rows, so `content_hash` (of the row) stays the same while the row does.
-    """
-
-    title: ClassVar[str]
-    key_setting: ClassVar[str]
-    calls_per_minute_setting: ClassVar[str]
-
-    def __init__(self, *, base_url: str, api_key: str = "") -> None:
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key.strip()
-        self._position: dict[str, Any] = {}
-
-    @abstractmethod
-    def fetch_pages(self, client: JsonClient) -> Iterator[Item]: ...
-
-    def headers(self) -> dict[str, str]:
-        return {}
-
-    def error_hints(self) -> dict[int, str]:
-        return {}
-
-    def configuration_error(self) -> str | None:
-        """Why the settings cannot work (a key on the wrong host...), checked before any call."""
-        return self.missing_configuration()
-
-    def describe(self) -> dict[str, Any]:
-        return {"base_url": safe_url(self.base_url), "api_key": bool(self.api_key)}
-
-    def position(self) -> dict[str, Any]:
-        return dict(self._position)
-
-    def fetch(self, cursor: dict[str, Any]) -> Iterator[Item]:
-        problem = self.configuration_error()
-        if problem:
-            raise SourceError(f"{self.title} is misconfigured: {problem}")
-        client = JsonClient(
-            source=self.name,
-            title=self.title,
-            base_url=self.base_url,
-            policy=HttpPolicy.from_settings(
-                calls_per_minute=getattr(settings, self.calls_per_minute_setting)
-            ),
-            headers=self.headers(),
-            secrets=[self.api_key],
-            key_setting=self.key_setting,
-            error_hints=self.error_hints(),
-        )
-        try:
-            yield from self.fetch_pages(client)
-        finally:
-            client.close()
-
-    def mark(self, *, page: int, **extra: Any) -> None:
-        """Record the page whose items are about to be yielded (the checkpoint cursor)."""
-        self._position = {"page": page, "fetched_at": timezone.now().isoformat(), **extra}
-
-    def expect_rows(self, client: JsonClient, body: Any, *, what: str) -> list[dict[str, Any]]:
-        """`body` as a list of objects, or a `SourceError` saying what came instead."""
-        if not isinstance(body, list):
-            code, message = error_message(body)
-            if message is not None:
-                found = f"error {code}: {message!r}" if code else f"error {message!r}"
-                raise client.fail(f"{what}: expected a list, got an {found}")
-            raise client.fail(f"{what}: expected a list, got a JSON {json_type(body)}")
-        for index, row in enumerate(body, start=1):
-            if not isinstance(row, dict):
-                raise client.fail(
-                    f"{what}: item {index} is a JSON {json_type(row)}, not an object; "
-                    "nothing from this response was stored"
-                )
-        return body
