@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from config.logging import bind_log_context
+from config.logging import bind_log_context, redact
 from ingestion import bulk
 from ingestion.drift import DriftReport, FieldTally, detect_drift
 from ingestion.identity import ProviderAsset, resolve_assets
@@ -103,9 +103,10 @@ def ingest(
             run.finish(status=Run.Status.FAILED, error=str(exc), checkpoint_after=_cursor(source))
         except Exception as exc:
             logger.exception("run %s (%s) crashed", run.pk, source)
+            # An unexpected error's text was not written for users: it may quote a secret.
             run.finish(
                 status=Run.Status.FAILED,
-                error=f"{type(exc).__name__}: {exc}",
+                error=redact(f"{type(exc).__name__}: {exc}"),
                 checkpoint_after=_cursor(source),
             )
         else:
