@@ -6,11 +6,14 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db import IntegrityError, OperationalError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
+
+# PostgreSQL's SQLSTATE for a NOWAIT lock request that would have to wait.
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class RunAlreadyActive(Exception):
@@ -135,7 +138,9 @@ class Run(models.Model):
                     .filter(source=source, status__in=cls.ACTIVE_STATUSES)
                     .first()
                 )
-            except DatabaseError:
+            except OperationalError as exc:
+                if getattr(exc.__cause__, "pgcode", None) != LOCK_NOT_AVAILABLE:
+                    raise
                 raise RunAlreadyActive(source) from None
             if active is not None:
                 if active.heartbeat_at > now - stale_after:
