@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runs.models import drift_lines
+
 # How many added or missing fields a report lists; a provider that renames everything should
 # not produce a report larger than the data.
 _MAX_LISTED = 100
@@ -194,19 +196,6 @@ def _parent_seen(path: str, tally: FieldTally) -> bool:
 
 
 def summarize(report: Mapping[str, Any]) -> str:
-    """A readable one-line description of a stored report (used by the log and the admin)."""
-    if not report:
-        return "not checked"
-    parts = []
-    for entry in report.get("added", []):
-        parts.append(f"added {entry['field']} ({entry['share']:.0%})")
-    for entry in report.get("missing", []):
-        label = "required field" if entry.get("required") else "field"
-        parts.append(f"missing {label} {entry['field']} ({entry['share']:.0%})")
-    for entry in report.get("type_changes", []):
-        seen = "/".join(entry["seen"])
-        expected = "/".join(entry["expected"])
-        parts.append(f"{entry['field']} {expected} -> {seen} ({entry['share']:.0%})")
-    if not parts:
-        return f"no drift in {report.get('items', 0)} items"
-    return f"{len(parts)} change(s) in {report.get('items', 0)} items: " + "; ".join(parts)
+    """A stored report as one line, for the log and errors."""
+    headline, *changes = drift_lines(report)
+    return f"{headline}: {'; '.join(changes)}" if changes else headline

@@ -107,9 +107,10 @@ def test_summary_reads_as_a_sentence():
     report = report_for([row(new=1, price="1")])
 
     assert report.summary() == (
-        "2 change(s) in 1 items: added new (100%); price number -> string (100%)"
+        "2 change(s) in 1 items: added: new in 1 of 1 items (100%); "
+        "type changed: price expected number, got string x1 (100%)"
     )
-    assert summarize({}) == "not checked"
+    assert summarize({}) == "not checked (this source has no expected schema)"
 
 
 @pytest.mark.django_db
