@@ -249,5 +249,7 @@ def build_logging_config(*, level: str = "INFO", log_format: str = "plain") -> d
             "gunicorn.error": {"handlers": [], "level": "INFO", "propagate": True},
             # Requests are logged once, by config.middleware.RequestIdMiddleware, with their id.
             "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
+            # The same for the development server's access lines (`make run`).
+            "django.server": {"handlers": [], "level": "WARNING", "propagate": True},
         },
     }
