@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ from prices.models import Quote
 from tests.conftest import FIXTURES
 
 PROVIDERS = FIXTURES / "providers"
-# A key-shaped test value; assertions check it never leaks anywhere.
-SECRET = "test-key-0f1e2d3c4b5a"
+# A key made up per test session (nothing key-shaped is written in the repository); assertions
+# check it never leaks anywhere.
+SECRET = f"test-key-{secrets.token_hex(10)}"
 
 COINGECKO_PATH = "/coingecko/api/v3"
 COINPAPRIKA_PATH = "/coinpaprika/v1"

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -142,8 +143,8 @@ def test_plain_lines_are_readable_with_the_context_at_the_end():
 
 @pytest.mark.parametrize("formatter_class", [JsonLineFormatter, PlainFormatter])
 def test_secrets_never_appear_in_a_line(monkeypatch, formatter_class):
-    api_key = "CG-x8Hk2mQp9vZ"
-    db_password = "s3cret-db-pw"
+    api_key = f"CG-{secrets.token_hex(8)}"
+    db_password = secrets.token_hex(8)
     monkeypatch.setenv("COINGECKO_API_KEY", api_key)
     monkeypatch.setenv("DATABASE_URL", f"postgres://etl:{db_password}@db:5432/marketdata")
     formatter = formatter_class()
