@@ -59,6 +59,20 @@ def test_a_source_that_never_succeeded_is_degraded():
     assert body["sources"][0]["last_success_at"] is None
 
 
+def test_a_renormalize_run_is_not_a_fetch():
+    finished(timedelta(hours=3), source="coingecko")
+    finished(timedelta(minutes=30), source="coingecko", status=Run.Status.FAILED, error="x")
+    finished(timedelta(minutes=1), source="coingecko", kind=Run.Kind.RENORMALIZE)
+
+    health = APIClient().get("/health").json()
+    stats = {s["source"]: s for s in APIClient().get("/stats").json()["sources"]}
+
+    coingecko = health["sources"][0]
+    assert (health["status"], coingecko["status"]) == ("degraded", "degraded")
+    assert coingecko["last_run"]["status"] == "failed"
+    assert (stats["coingecko"]["runs_total"], stats["coingecko"]["succeeded"]) == (2, 1)
+
+
 @override_settings(HEALTH_MAX_AGE_MINUTES={"csv": 10})
 def test_schedule_comes_from_settings():
     finished(timedelta(minutes=15), source="csv")
