@@ -34,10 +34,10 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 WORKDIR /app
 # The code belongs to root: the app user can run it, not change it.
 COPY . .
-# Static files for WhiteNoise. DEBUG=true only lets settings load without a SECRET_KEY (it makes
-# a throwaway one); collectstatic reads no secret and opens no database. The metrics directory
-# is created here, owned by app, so a named volume mounted on it starts with that owner.
-RUN DEBUG=true python manage.py collectstatic --noinput --verbosity 0 \
+# Static files for WhiteNoise (collectstatic signs nothing and opens no database, so it needs no
+# SECRET_KEY). The metrics directory is created here, owned by app, so a named volume mounted
+# on it starts with that owner.
+RUN python manage.py collectstatic --noinput --verbosity 0 \
     && python -m compileall -q config ingestion prices runs \
     && install -d -o app -g app /var/lib/marketdata/metrics
 

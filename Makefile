@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Local development only: DEBUG lets the app start without a SECRET_KEY (it makes a throwaway one).
+# Local development only: DEBUG lets the app serve without a SECRET_KEY (it makes a throwaway one).
 export DEBUG ?= true
 
 .PHONY: run test lint setup up down logs

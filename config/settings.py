@@ -1,7 +1,7 @@
 """The one settings module. Every value can come from the environment (or a `.env` file).
 
 Nothing here needs a server for a local start: `DATABASE_URL` defaults to a SQLite file.
-No secret has a default: `SECRET_KEY` must be set whenever `DEBUG` is off.
+No secret has a default: serving with `DEBUG` off needs `SECRET_KEY` (config/serving.py).
 """
 
 import logging
@@ -28,14 +28,11 @@ def env_path(name: str, default: Path) -> Path:
 DEBUG = env.bool("DEBUG", default=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is required when DEBUG is off. Set SECRET_KEY in the environment, "
-            "or set DEBUG=true for local development."
-        )
-    # Development only: a throwaway key per process, so sessions do not survive a restart.
-    SECRET_KEY = get_random_secret_key()
+# Serving needs a stable key (sessions, CSRF tokens): config/serving.py refuses to serve with
+# DEBUG off and no SECRET_KEY here. Commands that sign nothing (migrate, ingest, checks, cron
+# jobs) run with a throwaway key per process, so none is ever written down as a default.
+SECRET_KEY_FROM_ENVIRONMENT = bool(SECRET_KEY)
+SECRET_KEY = SECRET_KEY or get_random_secret_key()
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
