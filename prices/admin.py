@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -16,6 +17,24 @@ LOW_CONFIDENCE = Decimal("0.9")
 
 
 IDENTIFIER_FIELDS = ["source", "external_id", "symbol", "name", "asset", "method", "confidence"]
+
+
+def confirmation_page(
+    model_admin: admin.ModelAdmin, request: HttpRequest, template: str, title: str, **context: Any
+) -> TemplateResponse:
+    """The intermediate page of an admin action: it posts the selection back with the choice."""
+    opts = model_admin.model._meta
+    return TemplateResponse(
+        request,
+        f"admin/{opts.app_label}/{opts.model_name}/{template}",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": title,
+            "opts": opts,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            **context,
+        },
+    )
 
 
 class AssetIdentifierInline(admin.TabularInline):
@@ -98,17 +117,7 @@ class AssetAdmin(admin.ModelAdmin):
                 report = merge_assets(target=target, others=assets)
                 self.message_user(request, str(report), messages.SUCCESS)
                 return None
-        return TemplateResponse(
-            request,
-            "admin/prices/asset/merge.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Merge assets",
-                "assets": assets,
-                "opts": self.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            },
-        )
+        return confirmation_page(self, request, "merge.html", "Merge assets", assets=assets)
 
 
 @admin.register(AssetIdentifier)
@@ -138,16 +147,12 @@ class AssetIdentifierAdmin(admin.ModelAdmin):
                 report = remap_identifier(identifier=identifier, target=target)
                 self.message_user(request, str(report), messages.SUCCESS)
             return None
-        return TemplateResponse(
+        return confirmation_page(
+            self,
             request,
-            "admin/prices/assetidentifier/remap.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Re-map identifiers",
-                "identifiers": list(queryset.select_related("asset")),
-                "opts": self.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            },
+            "remap.html",
+            "Re-map identifiers",
+            identifiers=list(queryset.select_related("asset")),
         )
 
 
