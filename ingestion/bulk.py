@@ -1,10 +1,12 @@
 """Set-based writes for the pipeline's hot path, which report what they did.
 
-On PostgreSQL a batch is streamed with COPY into a temporary staging table, then moved with one
-`INSERT ... SELECT ... ON CONFLICT` statement, so the unique index does the duplicate check while
-inserting (no separate lookup, no per-row SQL, no model instances). Elsewhere (SQLite) the ORM
-looks up what exists and bulk-inserts the rest. Both paths give the same rows and the same
-counts; callers hold the transaction.
+On PostgreSQL a whole batch (raw records and their normalized values) is streamed with one COPY
+into a temporary staging table, then written by one statement: the raw records go in with
+`INSERT ... ON CONFLICT DO NOTHING`, the quotes of the rows just inserted with
+`INSERT ... ON CONFLICT DO UPDATE`, and only counts come back. The unique indexes do the duplicate
+checks while inserting: no lookups, no per-row SQL, no model instances, no ids sent back and
+forth. Elsewhere (SQLite) the ORM looks up what exists and bulk-inserts the rest. Both paths give
+the same rows and the same counts; callers hold the transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -23,15 +25,6 @@ from ingestion.models import RawRecord
 from prices.models import Quote
 
 QUOTE_VALUE_FIELDS = ("price_usd", "market_cap_usd", "volume_24h_usd", "percent_change_24h")
-RAW_COLUMNS = (
-    "source",
-    "run_id",
-    "external_id",
-    "payload",
-    "content_hash",
-    "fetched_at",
-    "rejection_reason",
-)
 QUOTE_COLUMNS = (
     "asset_id",
     "source",
@@ -40,6 +33,22 @@ QUOTE_COLUMNS = (
     "raw_record_id",
     "run_id",
 )
+
+
+def _quote_upsert() -> str:
+    """The conflict clause of both quote upserts: a stored quote at the same (asset, source,
+    time) is overwritten only when one of its values differs."""
+    table = Quote._meta.db_table
+    changed = " OR ".join(
+        f"{table}.{name} IS DISTINCT FROM EXCLUDED.{name}" for name in QUOTE_VALUE_FIELDS
+    )
+    updates = ", ".join(
+        f"{name} = EXCLUDED.{name}" for name in (*QUOTE_VALUE_FIELDS, "raw_record_id", "run_id")
+    )
+    return f"ON CONFLICT (asset_id, source, observed_at) DO UPDATE SET {updates} WHERE {changed}"
+
+
+_QUOTE_UPSERT = _quote_upsert()
 
 
 class RawRow(NamedTuple):
@@ -85,54 +94,171 @@ def relax_commit_durability() -> None:
 
 
 def insert_raw_records(rows: Sequence[RawRow]) -> dict[str, int]:
-    """Insert the raw records whose (source, content hash) is not stored yet.
+    """Insert the raw records whose (source, content hash) is not stored yet (the ORM path).
 
     Returns {content hash: new id} for the rows inserted; rows with known content are skipped.
     Content hashes must be unique within `rows`.
     """
     if not rows:
         return {}
-    if not _postgres():
-        source = rows[0].source
-        known = set(
-            RawRecord.objects.filter(
-                source=source, content_hash__in=[row.content_hash for row in rows]
-            ).values_list("content_hash", flat=True)
-        )
-        created = RawRecord.objects.bulk_create(
-            RawRecord(**row._asdict()) for row in rows if row.content_hash not in known
-        )
-        return {record.content_hash: record.pk for record in created}
+    source = rows[0].source
+    known = set(
+        RawRecord.objects.filter(
+            source=source, content_hash__in=[row.content_hash for row in rows]
+        ).values_list("content_hash", flat=True)
+    )
+    created = RawRecord.objects.bulk_create(
+        RawRecord(**row._asdict()) for row in rows if row.content_hash not in known
+    )
+    return {record.content_hash: record.pk for record in created}
+
+
+# --- PostgreSQL: one COPY and one statement per batch ---------------------------------------------
+
+STAGE_TABLE = "_stage_batch"
+STAGE_COLUMNS = (
+    "ord",
+    "external_id",
+    "payload",
+    "content_hash",
+    "rejection_reason",
+    "identity",
+    "observed_at",
+    *QUOTE_VALUE_FIELDS,
+)
+_STAGE_TYPES = (
+    "integer",
+    "text",
+    "jsonb",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    *("numeric",) * len(QUOTE_VALUE_FIELDS),
+)
+
+
+class BatchWrite(NamedTuple):
+    inserted: int  # quotes inserted
+    updated: int  # stored quotes whose values changed
+    rejections: list[tuple[str, str]]  # (where, reason) of rejected rows not stored before
+
+
+def encode_batch(rows: Sequence[RawRow], observations: Mapping[str, Any]) -> str:
+    """The batch as CSV text for COPY into the staging table: each raw row with its normalized
+    values (empty for a rejected row). Pure Python, so it can run while the database works.
+
+    `observations` maps content hashes to `ingestion.normalize.Observation`s.
+    """
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    empty = ("",) * (2 + len(QUOTE_VALUE_FIELDS))
+    buffer = io.StringIO()
+    write = csv.writer(buffer).writerow
+    for ord_, row in enumerate(rows):
+        observation = observations.get(row.content_hash)
+        if observation is None:
+            values: tuple[Any, ...] = empty
+        else:
+            values = (
+                observation.identity,
+                observation.observed_at.isoformat(),
+                observation.price_usd,
+                observation.market_cap_usd,
+                observation.volume_24h_usd,
+                observation.percent_change_24h,
+            )
+        write(
+            (
+                ord_,
+                row.external_id,
+                # jsonb refuses NUL characters; they become U+FFFD in the stored copy.
+                encode(row.payload).replace("\\u0000", "\\ufffd"),
+                row.content_hash,
+                row.rejection_reason,
+                *values,
+            )
+        )
+    return buffer.getvalue()
 
-    def dumps(payload: dict[str, Any]) -> str:
-        # jsonb refuses NUL characters; they become U+FFFD in the stored copy.
-        return encode(payload).replace("\\u0000", "\\ufffd")
 
-    table = RawRecord._meta.db_table
+def write_staged_batch(
+    *,
+    source: str,
+    run_id: int,
+    fetched_at: datetime,
+    staged: str,
+    asset_ids: Mapping[str, int],
+) -> BatchWrite:
+    """Write a batch encoded by `encode_batch` (PostgreSQL), its identities resolved to
+    `asset_ids`. Quotes are written for the raw records this call inserted; where several rows
+    of the batch share an (asset, time), the last one wins."""
+    raw_table, quote_table = RawRecord._meta.db_table, Quote._meta.db_table
+    raw_columns = "source, run_id, external_id, payload, content_hash, fetched_at, rejection_reason"
+    quote_columns = ", ".join(QUOTE_COLUMNS)
+    values = ", ".join(f"s.{name}" for name in QUOTE_VALUE_FIELDS)
     with connection.cursor() as cursor:
-        _stage(
+        definition = ", ".join(
+            f"{name} {type_}" for name, type_ in zip(STAGE_COLUMNS, _STAGE_TYPES, strict=True)
+        )
+        _copy_into_stage(
             cursor,
-            table=table,
-            columns=RAW_COLUMNS,
-            rows=(
-                (
-                    *row[:3],
-                    dumps(row.payload),
-                    row.content_hash,
-                    row.fetched_at.isoformat(),
-                    row.rejection_reason,
-                )
-                for row in rows
-            ),
-            not_null=("external_id", "rejection_reason"),
+            name=STAGE_TABLE,
+            shape=f"({definition}) ON COMMIT DELETE ROWS",
+            columns=STAGE_COLUMNS,
+            data=staged,
+            options=", FORCE_NOT_NULL (external_id, rejection_reason)",
         )
-        columns = ", ".join(RAW_COLUMNS)
         cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _stage_{table} "
-            "ON CONFLICT (source, content_hash) DO NOTHING RETURNING content_hash, id"
+            f"""
+            WITH raw AS (
+                INSERT INTO {raw_table} ({raw_columns})
+                SELECT %(source)s, %(run_id)s, external_id, payload, content_hash,
+                       %(fetched_at)s, rejection_reason
+                FROM {STAGE_TABLE} ORDER BY ord
+                ON CONFLICT (source, content_hash) DO NOTHING
+                RETURNING id, content_hash
+            ),
+            fresh AS (
+                SELECT raw.id AS raw_record_id, s.*
+                FROM raw JOIN {STAGE_TABLE} AS s USING (content_hash)
+            ),
+            latest AS (
+                SELECT DISTINCT ON (m.asset_id, s.observed_at)
+                       m.asset_id, s.observed_at, {values}, s.raw_record_id
+                FROM fresh AS s
+                JOIN unnest(%(identities)s::text[], %(asset_ids)s::bigint[])
+                     AS m (identity, asset_id) ON m.identity = s.identity
+                WHERE s.rejection_reason = ''
+                ORDER BY m.asset_id, s.observed_at, s.ord DESC
+            ),
+            written AS (
+                INSERT INTO {quote_table} ({quote_columns})
+                SELECT asset_id, %(source)s, observed_at, {values.replace("s.", "")},
+                       raw_record_id, %(run_id)s
+                FROM latest
+                {_QUOTE_UPSERT}
+                -- xmax is 0 on a row this statement inserted, and set on one it updated.
+                RETURNING (xmax = 0) AS inserted
+            )
+            SELECT
+                (SELECT count(*) FROM written WHERE inserted),
+                (SELECT count(*) FROM written WHERE NOT inserted),
+                (SELECT coalesce(json_agg(json_build_array(external_id, rejection_reason)
+                                          ORDER BY ord), '[]')
+                 FROM fresh WHERE rejection_reason <> '')
+            """,
+            {
+                "source": source,
+                "run_id": run_id,
+                "fetched_at": fetched_at,
+                "identities": list(asset_ids),
+                "asset_ids": list(asset_ids.values()),
+            },
         )
-        return dict(cursor.fetchall())
+        inserted, updated, rejections = cursor.fetchone()
+    if isinstance(rejections, str):
+        rejections = json.loads(rejections)
+    return BatchWrite(inserted, updated, [(where, reason) for where, reason in rejections])
 
 
 def upsert_quotes(rows: Sequence[QuoteRow]) -> QuoteCounts:
@@ -144,53 +270,40 @@ def upsert_quotes(rows: Sequence[QuoteRow]) -> QuoteCounts:
         return _upsert_quotes_orm(rows)
     table = Quote._meta.db_table
     columns = ", ".join(QUOTE_COLUMNS)
-    changed = " OR ".join(
-        f"{table}.{name} IS DISTINCT FROM EXCLUDED.{name}" for name in QUOTE_VALUE_FIELDS
-    )
-    updates = ", ".join(
-        f"{name} = EXCLUDED.{name}" for name in (*QUOTE_VALUE_FIELDS, "raw_record_id", "run_id")
-    )
     with connection.cursor() as cursor:
-        _stage(
+        buffer = io.StringIO()
+        # None becomes an unquoted empty field, which COPY reads as NULL.
+        csv.writer(buffer).writerows(
+            (*row[:2], row.observed_at.isoformat(), *row[3:]) for row in rows
+        )
+        _copy_into_stage(
             cursor,
-            table=table,
+            name=f"_stage_{table}",
+            shape=f"ON COMMIT DELETE ROWS AS SELECT {columns} FROM {table} WITH NO DATA",
             columns=QUOTE_COLUMNS,
-            # None becomes an unquoted empty field, which COPY reads as NULL.
-            rows=((*row[:2], row.observed_at.isoformat(), *row[3:]) for row in rows),
+            data=buffer.getvalue(),
         )
         # xmax is 0 on a row this statement inserted, and set on one it updated.
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _stage_{table} "
-            f"ON CONFLICT (asset_id, source, observed_at) DO UPDATE SET {updates} "
-            f"WHERE {changed} RETURNING (xmax = 0)"
+            f"{_QUOTE_UPSERT} RETURNING (xmax = 0)"
         )
         outcomes = [inserted for (inserted,) in cursor.fetchall()]
     inserted = sum(outcomes)
     return QuoteCounts(inserted, len(outcomes) - inserted)
 
 
-def _stage(
-    cursor: Any,
-    *,
-    table: str,
-    columns: Sequence[str],
-    rows: Any,
-    not_null: Sequence[str] = (),
+def _copy_into_stage(
+    cursor: Any, *, name: str, shape: str, columns: Sequence[str], data: str, options: str = ""
 ) -> None:
-    """COPY rows into an empty per-connection temporary table shaped like `table`."""
-    names = ", ".join(columns)
-    cursor.execute(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS _stage_{table} ON COMMIT DELETE ROWS AS "
-        f"SELECT {names} FROM {table} WITH NO DATA"
-    )
+    """COPY CSV `data` into the empty per-connection temporary table `name`, created on first
+    use as `CREATE TEMPORARY TABLE name <shape>`."""
+    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} {shape}")
     # Emptied at commit anyway, but several batches can share one transaction (in tests).
-    cursor.execute(f"TRUNCATE _stage_{table}")
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    buffer.seek(0)
-    options = f", FORCE_NOT_NULL ({', '.join(not_null)})" if not_null else ""
+    cursor.execute(f"TRUNCATE {name}")
     cursor.copy_expert(
-        f"COPY _stage_{table} ({names}) FROM STDIN WITH (FORMAT csv{options})", buffer
+        f"COPY {name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv{options})",
+        io.StringIO(data),
     )
 
 

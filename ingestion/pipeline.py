@@ -24,6 +24,7 @@ from ingestion.drift import DriftReport, FieldTally, detect_drift
 from ingestion.identity import ProviderAsset, resolve_assets
 from ingestion.models import RawRecord
 from ingestion.normalize import Observation, Rejected, fit
+from ingestion.readahead import read_ahead
 from ingestion.sources import build_source
 from ingestion.sources.base import Item, Source, SourceError
 from prices.models import AssetIdentifier, Quote
@@ -155,10 +156,18 @@ def _execute(
                 tally.add_all(records, schema=src.expected_schema)
             # The generator is paused right after the batch's last item: its position is the
             # cursor that belongs with this batch.
-            yield prepare_batch(src=src, run_id=run.pk, items=batch, cursor=src.position(), fit=fit)
+            yield prepare_batch(
+                src=src,
+                run_id=run.pk,
+                items=batch,
+                cursor=src.position(),
+                fit=fit,
+                encode=connection.vendor == "postgresql",
+            )
 
     try:
-        for batch in prepared():
+        # The next batch is read and normalized while this one is written.
+        for batch in read_ahead(prepared):
             with transaction.atomic():
                 bulk.relax_commit_durability()
                 counts = write_batch(run=run, src=src, batch=batch)
@@ -215,8 +224,10 @@ class PreparedBatch:
     read: int
     duplicates: int  # items repeating another item's content in the same batch
     cursor: dict[str, Any]
+    fetched_at: datetime
     raws: list[bulk.RawRow]
     observations: dict[str, Observation]  # by content hash; rejected items have none
+    staged: str | None  # the batch encoded for COPY (PostgreSQL), see bulk.encode_batch
 
 
 def prepare_batch(
@@ -226,8 +237,10 @@ def prepare_batch(
     items: list[Item],
     cursor: dict[str, Any],
     fit: Callable[[Observation], Observation],
+    encode: bool,
 ) -> PreparedBatch:
-    """Read and normalize a batch: Python only, no database."""
+    """Read and normalize a batch, and encode it for COPY if `encode`: Python only, no
+    database, so it can run in a thread while the database writes the batch before."""
     unique: dict[str, Item] = {}
     for item in items:
         unique.setdefault(item.content_hash, item)
@@ -243,7 +256,10 @@ def prepare_batch(
         # PostgreSQL text cannot hold NUL; an over-long location is cut, not fatal.
         where = item.external_id.replace("\x00", "\ufffd")[-RAW_EXTERNAL_ID_LENGTH:]
         raws.append(bulk.RawRow(src.name, run_id, where, item.payload, digest, fetched_at, reason))
-    return PreparedBatch(len(items), len(items) - len(unique), cursor, raws, observations)
+    staged = bulk.encode_batch(raws, observations) if encode else None
+    return PreparedBatch(
+        len(items), len(items) - len(unique), cursor, fetched_at, raws, observations, staged
+    )
 
 
 def _checked_identity(observation: Observation) -> Observation:
@@ -257,6 +273,8 @@ def _checked_identity(observation: Observation) -> Observation:
 
 def write_batch(*, run: Run, src: Source, batch: PreparedBatch) -> BatchCounts:
     """Store one prepared batch; the caller holds the transaction."""
+    if batch.staged is not None:
+        return _write_staged_batch(run=run, src=src, batch=batch)
     counts = BatchCounts(read=batch.read, unchanged=batch.duplicates)
     # Content stored before (an earlier run, a re-read file) is skipped by the database.
     inserted = bulk.insert_raw_records(batch.raws)
@@ -276,6 +294,33 @@ def write_batch(*, run: Run, src: Source, batch: PreparedBatch) -> BatchCounts:
         run=run, source=src.name, accepted=accepted, counts=counts, asset_slug=src.asset_slug
     )
     return counts
+
+
+def _write_staged_batch(*, run: Run, src: Source, batch: PreparedBatch) -> BatchCounts:
+    assert batch.staged is not None
+    accepted = batch.observations.values()
+    asset_ids = resolve_assets(
+        source=src.name,
+        assets=(ProviderAsset(o.identity, o.symbol, o.name) for o in accepted),
+        asset_slug=src.asset_slug,
+    )
+    written = bulk.write_staged_batch(
+        source=src.name,
+        run_id=run.pk,
+        fetched_at=batch.fetched_at,
+        staged=batch.staged,
+        asset_ids=asset_ids,
+    )
+    rejected = len(batch.raws) - len(batch.observations)
+    return BatchCounts(
+        read=batch.read,
+        inserted=written.inserted,
+        updated=written.updated,
+        # Repeated in the batch, stored before, or stored with the same values.
+        unchanged=batch.duplicates + len(batch.observations) - written.inserted - written.updated,
+        rejected=rejected,
+        rejections=written.rejections,
+    )
 
 
 def column_fitter() -> Callable[[Observation], Observation]:
