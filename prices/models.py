@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Upper
 
 # Micro-cap coins trade below 1e-8 USD and market caps reach 1e13: 18 places after the point and
 # 22 before cover both with room.
@@ -28,6 +29,10 @@ class Asset(models.Model):
     class Meta:
         ordering = ["symbol", "slug"]
         constraints = [models.UniqueConstraint(fields=["slug"], name="prices_asset_unique_slug")]
+        indexes = [
+            # `?symbol=` matches any case (iexact): UPPER(symbol) = UPPER(%s) on PostgreSQL.
+            models.Index(Upper("symbol"), name="prices_asset_symbol_upper"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.symbol} ({self.name})"
