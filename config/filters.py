@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from django.http import QueryDict
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -159,12 +161,41 @@ class FilterBackend(DjangoFilterBackend):
 
 
 class FilterSet(django_filters.FilterSet):
-    """A FilterSet that builds its form class once per class, not on every request.
+    """A FilterSet that costs less per request than django-filter's own.
 
-    django-filter derives a new form class (fields, labels) from the filters each time a
-    FilterSet is created; ours depend on nothing but the class, and a form instance copies its
-    fields anyway, so one class serves every request.
+    - Its form class is built once per class: django-filter derives a new one (fields, labels)
+      each time a FilterSet is created, but ours depend on nothing but the class, and a form
+      instance copies its fields anyway.
+    - Its filters are copied shallowly: django-filter deep-copies every filter (its form field,
+      widget and lookup arguments included) for each request, where only the two attributes it
+      sets per instance, `model` and `parent`, differ between requests.
     """
+
+    def __init__(
+        self,
+        data: QueryDict | None = None,
+        queryset: QuerySet | None = None,
+        *,
+        request: Request | None = None,
+        prefix: str | None = None,
+    ) -> None:
+        # What django-filter's __init__ does, with copy.copy in place of copy.deepcopy.
+        if queryset is None:
+            queryset = self._meta.model._default_manager.all()
+        self.is_bound = data is not None
+        self.data = data or QueryDict()
+        self.queryset = queryset
+        self.request = request
+        self.form_prefix = prefix
+        self.filters = {}
+        for name, base in self.base_filters.items():
+            filter_ = copy.copy(base)
+            filter_.model = queryset.model
+            filter_.parent = self
+            if base.method is not None:
+                # A method filter's callable refers to its filter: bind it to this copy.
+                filter_.method = base.method
+            self.filters[name] = filter_
 
     def get_form_class(self) -> type[forms.Form]:
         cls = type(self)
