@@ -12,7 +12,7 @@ The 429 carries `Retry-After`: the seconds left in the current window.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import caches
@@ -64,7 +64,7 @@ class WindowThrottle(BaseThrottle):
             # INCR is atomic, so every worker's request is counted: one round trip per request,
             # plus setting the expiry when the window's first request created the counter.
             redis_key = cache.make_and_validate_key(key)
-            client = cache._cache.get_client(redis_key, write=True)
+            client = _redis_client(cache, redis_key)
             count = client.incr(redis_key)
             if count == 1:
                 client.expire(redis_key, timeout)
@@ -82,6 +82,16 @@ class WindowThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self.wait_seconds
+
+
+def _redis_client(cache: RedisCache, key: str) -> Any:
+    """The cache's client for writes, made once per cache object: Django's RedisCache builds a
+    new client object (over its shared connection pool) for every call."""
+    client = getattr(cache, "_throttle_client", None)
+    if client is None:
+        client = cache._cache.get_client(key, write=True)
+        cache._throttle_client = client
+    return client
 
 
 class AnonThrottle(WindowThrottle):
