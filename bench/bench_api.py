@@ -125,6 +125,9 @@ def start_gunicorn(port: int, anon_rate: str) -> subprocess.Popen[bytes]:
             sys.executable,
             "-m",
             "gunicorn",
+            # Production's settings file (logging, timeouts), with this benchmark's address.
+            "--config",
+            "config/gunicorn_conf.py",
             "config.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
