@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -144,6 +145,16 @@ class BatchWrite(NamedTuple):
     rejections: list[tuple[str, str]]  # (where, reason) of rejected rows not stored before
 
 
+# A JSON \u0000 escape: one preceded by an even number of backslashes (an odd number would
+# make it the text "\u0000" after an escaped backslash).
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _without_nul(text: str) -> str:
+    """JSON text with each NUL character replaced by U+FFFD: jsonb refuses NUL."""
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
+
+
 def encode_batch(rows: Sequence[RawRow], observations: Mapping[str, Any]) -> str:
     """The batch as CSV text for COPY into the staging table: each raw row with its normalized
     values (empty for a rejected row). Pure Python, so it can run while the database works.
@@ -171,8 +182,7 @@ def encode_batch(rows: Sequence[RawRow], observations: Mapping[str, Any]) -> str
             (
                 ord_,
                 row.external_id,
-                # jsonb refuses NUL characters; they become U+FFFD in the stored copy.
-                encode(row.payload).replace("\\u0000", "\\ufffd"),
+                _without_nul(encode(row.payload)),
                 row.content_hash,
                 row.rejection_reason,
                 *values,
@@ -187,15 +197,19 @@ def write_staged_batch(
     run_id: int,
     fetched_at: datetime,
     staged: str,
-    asset_ids: Mapping[str, int],
+    resolve: Callable[[list[str]], Mapping[str, int]],
 ) -> BatchWrite:
-    """Write a batch encoded by `encode_batch` (PostgreSQL), its identities resolved to
-    `asset_ids`. Quotes are written for the raw records this call inserted; where several rows
-    of the batch share an (asset, time), the last one wins."""
+    """Write a batch encoded by `encode_batch` (PostgreSQL).
+
+    The raw records go in first. `resolve` then gets the provider ids of the accepted rows
+    among those just inserted (nothing else: rows stored before leave assets alone) and returns
+    their canonical asset ids. Quotes are written for those rows; where several rows of the batch
+    share an (asset, time), the last one wins.
+    """
     raw_table, quote_table = RawRecord._meta.db_table, Quote._meta.db_table
     raw_columns = "source, run_id, external_id, payload, content_hash, fetched_at, rejection_reason"
     quote_columns = ", ".join(QUOTE_COLUMNS)
-    values = ", ".join(f"s.{name}" for name in QUOTE_VALUE_FIELDS)
+    values = ", ".join(QUOTE_VALUE_FIELDS)
     with connection.cursor() as cursor:
         definition = ", ".join(
             f"{name} {type_}" for name, type_ in zip(STAGE_COLUMNS, _STAGE_TYPES, strict=True)
@@ -203,11 +217,13 @@ def write_staged_batch(
         _copy_into_stage(
             cursor,
             name=STAGE_TABLE,
-            shape=f"({definition}) ON COMMIT DELETE ROWS",
+            shape=f"({definition}, raw_record_id bigint) ON COMMIT DELETE ROWS",
             columns=STAGE_COLUMNS,
             data=staged,
             options=", FORCE_NOT_NULL (external_id, rejection_reason)",
         )
+        # Content stored before (an earlier run, a re-read file) is skipped by the unique index;
+        # the rows inserted get their new id in the staging table.
         cursor.execute(
             f"""
             WITH raw AS (
@@ -217,24 +233,32 @@ def write_staged_batch(
                 FROM {STAGE_TABLE} ORDER BY ord
                 ON CONFLICT (source, content_hash) DO NOTHING
                 RETURNING id, content_hash
-            ),
-            fresh AS (
-                SELECT raw.id AS raw_record_id, s.*
-                FROM raw JOIN {STAGE_TABLE} AS s USING (content_hash)
-            ),
-            latest AS (
+            )
+            UPDATE {STAGE_TABLE} AS s SET raw_record_id = raw.id
+            FROM raw WHERE s.content_hash = raw.content_hash
+            """,
+            {"source": source, "run_id": run_id, "fetched_at": fetched_at},
+        )
+        cursor.execute(
+            f"SELECT DISTINCT identity FROM {STAGE_TABLE} "
+            "WHERE raw_record_id IS NOT NULL AND rejection_reason = ''"
+        )
+        identities = [identity for (identity,) in cursor.fetchall()]
+        asset_ids = resolve(identities) if identities else {}
+        cursor.execute(
+            f"""
+            WITH latest AS (
                 SELECT DISTINCT ON (m.asset_id, s.observed_at)
                        m.asset_id, s.observed_at, {values}, s.raw_record_id
-                FROM fresh AS s
+                FROM {STAGE_TABLE} AS s
                 JOIN unnest(%(identities)s::text[], %(asset_ids)s::bigint[])
                      AS m (identity, asset_id) ON m.identity = s.identity
-                WHERE s.rejection_reason = ''
+                WHERE s.raw_record_id IS NOT NULL AND s.rejection_reason = ''
                 ORDER BY m.asset_id, s.observed_at, s.ord DESC
             ),
             written AS (
                 INSERT INTO {quote_table} ({quote_columns})
-                SELECT asset_id, %(source)s, observed_at, {values.replace("s.", "")},
-                       raw_record_id, %(run_id)s
+                SELECT asset_id, %(source)s, observed_at, {values}, raw_record_id, %(run_id)s
                 FROM latest
                 {_QUOTE_UPSERT}
                 -- xmax is 0 on a row this statement inserted, and set on one it updated.
@@ -245,12 +269,11 @@ def write_staged_batch(
                 (SELECT count(*) FROM written WHERE NOT inserted),
                 (SELECT coalesce(json_agg(json_build_array(external_id, rejection_reason)
                                           ORDER BY ord), '[]')
-                 FROM fresh WHERE rejection_reason <> '')
+                 FROM {STAGE_TABLE} WHERE raw_record_id IS NOT NULL AND rejection_reason <> '')
             """,
             {
                 "source": source,
                 "run_id": run_id,
-                "fetched_at": fetched_at,
                 "identities": list(asset_ids),
                 "asset_ids": list(asset_ids.values()),
             },

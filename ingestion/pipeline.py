@@ -148,6 +148,8 @@ def _execute(
         items = _fail_after(items, fail_after)
     tally = FieldTally()
     fit = column_fitter()
+    # Decided here: the read-ahead thread that prepares batches must not touch the database.
+    encode = connection.vendor == "postgresql"
 
     def prepared() -> Iterator[PreparedBatch]:
         while batch := list(islice(items, batch_size)):
@@ -162,7 +164,7 @@ def _execute(
                 items=batch,
                 cursor=src.position(),
                 fit=fit,
-                encode=connection.vendor == "postgresql",
+                encode=encode,
             )
 
     try:
@@ -252,7 +254,8 @@ def prepare_batch(
             observations[digest] = fit(_checked_identity(src.normalize(item.payload)))
             reason = ""
         except Rejected as exc:
-            reason = str(exc)
+            # Never empty: an empty reason is what marks a row as accepted.
+            reason = str(exc) or "rejected"
         # PostgreSQL text cannot hold NUL; an over-long location is cut, not fatal.
         where = item.external_id.replace("\x00", "\ufffd")[-RAW_EXTERNAL_ID_LENGTH:]
         raws.append(bulk.RawRow(src.name, run_id, where, item.payload, digest, fetched_at, reason))
@@ -298,27 +301,34 @@ def write_batch(*, run: Run, src: Source, batch: PreparedBatch) -> BatchCounts:
 
 def _write_staged_batch(*, run: Run, src: Source, batch: PreparedBatch) -> BatchCounts:
     assert batch.staged is not None
-    accepted = batch.observations.values()
-    asset_ids = resolve_assets(
-        source=src.name,
-        assets=(ProviderAsset(o.identity, o.symbol, o.name) for o in accepted),
-        asset_slug=src.asset_slug,
-    )
+    providers: dict[str, ProviderAsset] = {}
+    for observation in batch.observations.values():
+        providers[observation.identity] = ProviderAsset(
+            observation.identity, observation.symbol, observation.name
+        )
+
+    def resolve(identities: list[str]) -> dict[str, int]:
+        fresh = set(identities)
+        return resolve_assets(
+            source=src.name,
+            assets=(asset for identity, asset in providers.items() if identity in fresh),
+            asset_slug=src.asset_slug,
+        )
+
     written = bulk.write_staged_batch(
         source=src.name,
         run_id=run.pk,
         fetched_at=batch.fetched_at,
         staged=batch.staged,
-        asset_ids=asset_ids,
+        resolve=resolve,
     )
-    rejected = len(batch.raws) - len(batch.observations)
     return BatchCounts(
         read=batch.read,
         inserted=written.inserted,
         updated=written.updated,
         # Repeated in the batch, stored before, or stored with the same values.
         unchanged=batch.duplicates + len(batch.observations) - written.inserted - written.updated,
-        rejected=rejected,
+        rejected=len(batch.raws) - len(batch.observations),
         rejections=written.rejections,
     )
 

@@ -60,8 +60,8 @@ def read_ahead(produce: Callable[[], Iterator[T]], *, depth: int = 1) -> Iterato
     # switch interval runs out (5 ms by default), once per database call: ask for shorter turns.
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
-    thread.start()
     try:
+        thread.start()
         while True:
             kind, value = handoff.get()
             if kind == _ITEM:
@@ -73,5 +73,6 @@ def read_ahead(produce: Callable[[], Iterator[T]], *, depth: int = 1) -> Iterato
                 return
     finally:
         stopping.set()
-        thread.join()
+        if thread.ident is not None:  # started
+            thread.join()
         sys.setswitchinterval(switch_interval)

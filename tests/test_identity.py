@@ -8,9 +8,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from ingestion.identity import ProviderAsset, resolve_assets
+from ingestion.models import RawRecord
 from ingestion.pipeline import ingest
 from prices.models import Asset, AssetIdentifier, Quote
 from prices.services import merge_assets, remap_identifier
+from runs.models import Checkpoint, Run
 from tests.conftest import FIXTURES
 from tests.factories import AssetFactory, AssetIdentifierFactory, QuoteFactory
 
@@ -224,3 +226,30 @@ def test_a_slug_taken_by_a_concurrent_run_is_retried(small_reference):
     other.close()
     assert asset.slug == "zz-race-coinpaprika"
     assert Asset.objects.filter(slug="zz-race").exists()
+
+
+def test_rereading_stored_rows_with_asset_option_leaves_their_mapping_alone(write_csv):
+    """--asset maps what a run stores; rows stored before are not new and move nothing."""
+    path = write_csv((FIXTURES / "csv" / "kaggle_coin_Ethereum_head.csv").read_text())
+    ingest(source="csv", path=str(path))
+    before = set(AssetIdentifier.objects.values_list("source", "external_id", "asset", "method"))
+    other = AssetFactory(slug="some-other-coin", symbol="SOC", name="Some other coin")
+
+    Checkpoint.objects.all().delete()  # the whole file is read again
+    run = ingest(source="csv", path=str(path), asset=other.slug)
+
+    assert (run.records_read, run.records_inserted, run.records_unchanged) == (10, 0, 10)
+    after = set(AssetIdentifier.objects.values_list("source", "external_id", "asset", "method"))
+    assert after == before
+    assert not Quote.objects.filter(asset=other).exists()
+
+
+def test_a_batch_of_rejected_rows_needs_no_asset(write_csv):
+    """An unknown --asset fails a run only when a row needs an asset."""
+    path = write_csv(f"{KAGGLE_HEADER}\n1,Ethereum,ETH,2015-08-08 23:59:59,1,1,1,null,1,1\n")
+
+    run = ingest(source="csv", path=str(path), asset="no-such-asset")
+
+    assert run.status == Run.Status.PARTIAL
+    assert (run.records_read, run.records_rejected) == (1, 1)
+    assert RawRecord.objects.get().rejection_reason == "missing Close"

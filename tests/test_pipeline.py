@@ -205,3 +205,12 @@ def test_a_run_row_locked_by_a_long_transaction_means_busy_at_once(write_csv):
     finally:
         other.rollback()
         other.close()
+
+
+def test_raw_payload_keeps_text_that_looks_like_a_json_escape(write_csv):
+    header, first = kaggle_lines()[:2]
+    path = write_csv(header + first.replace(",Ethereum,", ",Ether \\u0000 fork,"))
+
+    ingest(source="csv", path=str(path))
+
+    assert RawRecord.objects.get().payload["row"]["Name"] == "Ether \\u0000 fork"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -76,3 +77,16 @@ def test_an_error_in_the_consumer_stops_the_producer():
             if item == 1:
                 raise Broken("the database write failed")
     assert closed.is_set()
+
+
+def test_the_interpreters_switch_interval_is_restored():
+    before = sys.getswitchinterval()
+    seen = []
+
+    def produce() -> Iterator[float]:
+        yield sys.getswitchinterval()
+
+    for interval in read_ahead(produce):
+        seen.append(interval)
+    assert seen[0] < before
+    assert sys.getswitchinterval() == before
