@@ -1,9 +1,10 @@
 """Set-based writes for the pipeline's hot path, which report what they did.
 
 On PostgreSQL a whole batch (raw records and their normalized values) is streamed with one COPY
-into a temporary staging table, then written by one statement: the raw records go in with
-`INSERT ... ON CONFLICT DO NOTHING`, the quotes of the rows just inserted with
-`INSERT ... ON CONFLICT DO UPDATE`, and only counts come back. The unique indexes do the duplicate
+into a temporary staging table. One statement inserts the raw records
+(`INSERT ... ON CONFLICT DO NOTHING`) and marks the staged rows it stored; the provider ids of
+those rows are resolved to assets; a second statement upserts their quotes
+(`INSERT ... ON CONFLICT DO UPDATE`) and returns only counts. The unique indexes do the duplicate
 checks while inserting: no lookups, no per-row SQL, no model instances, no ids sent back and
 forth. Elsewhere (SQLite) the ORM looks up what exists and bulk-inserts the rest. Both paths give
 the same rows and the same counts; callers hold the transaction.
