@@ -118,26 +118,20 @@ def insert_raw_records(rows: Sequence[RawRow]) -> dict[str, int]:
 # --- PostgreSQL: one COPY and one statement per batch ---------------------------------------------
 
 STAGE_TABLE = "_stage_batch"
-STAGE_COLUMNS = (
-    "ord",
-    "external_id",
-    "payload",
-    "content_hash",
-    "rejection_reason",
-    "identity",
-    "observed_at",
-    *QUOTE_VALUE_FIELDS,
+# The staging table: each raw row of a batch with its normalized values, and the id of its raw
+# record once this batch has stored it.
+_STAGE = (
+    ("ord", "integer"),
+    ("external_id", "text"),
+    ("payload", "jsonb"),
+    ("content_hash", "text"),
+    ("rejection_reason", "text"),
+    ("identity", "text"),
+    ("observed_at", "timestamptz"),
+    *((name, "numeric") for name in QUOTE_VALUE_FIELDS),
+    ("raw_record_id", "bigint"),
 )
-_STAGE_TYPES = (
-    "integer",
-    "text",
-    "jsonb",
-    "text",
-    "text",
-    "text",
-    "timestamptz",
-    *("numeric",) * len(QUOTE_VALUE_FIELDS),
-)
+STAGE_COLUMNS = tuple(name for name, _ in _STAGE[:-1])  # what encode_batch writes
 
 
 class BatchWrite(NamedTuple):
@@ -212,13 +206,11 @@ def write_staged_batch(
     quote_columns = ", ".join(QUOTE_COLUMNS)
     values = ", ".join(QUOTE_VALUE_FIELDS)
     with connection.cursor() as cursor:
-        definition = ", ".join(
-            f"{name} {type_}" for name, type_ in zip(STAGE_COLUMNS, _STAGE_TYPES, strict=True)
-        )
+        definition = ", ".join(f"{name} {type_}" for name, type_ in _STAGE)
         _copy_into_stage(
             cursor,
             name=STAGE_TABLE,
-            shape=f"({definition}, raw_record_id bigint) ON COMMIT DELETE ROWS",
+            shape=f"({definition}) ON COMMIT DELETE ROWS",
             columns=STAGE_COLUMNS,
             data=staged,
             options=", FORCE_NOT_NULL (external_id, rejection_reason)",

@@ -226,7 +226,6 @@ class PreparedBatch:
     read: int
     duplicates: int  # items repeating another item's content in the same batch
     cursor: dict[str, Any]
-    fetched_at: datetime
     raws: list[bulk.RawRow]
     observations: dict[str, Observation]  # by content hash; rejected items have none
     staged: str | None  # the batch encoded for COPY (PostgreSQL), see bulk.encode_batch
@@ -260,9 +259,7 @@ def prepare_batch(
         where = item.external_id.replace("\x00", "\ufffd")[-RAW_EXTERNAL_ID_LENGTH:]
         raws.append(bulk.RawRow(src.name, run_id, where, item.payload, digest, fetched_at, reason))
     staged = bulk.encode_batch(raws, observations) if encode else None
-    return PreparedBatch(
-        len(items), len(items) - len(unique), cursor, fetched_at, raws, observations, staged
-    )
+    return PreparedBatch(len(items), len(items) - len(unique), cursor, raws, observations, staged)
 
 
 def _checked_identity(observation: Observation) -> Observation:
@@ -318,7 +315,7 @@ def _write_staged_batch(*, run: Run, src: Source, batch: PreparedBatch) -> Batch
     written = bulk.write_staged_batch(
         source=src.name,
         run_id=run.pk,
-        fetched_at=batch.fetched_at,
+        fetched_at=batch.raws[0].fetched_at,  # one time per batch
         staged=batch.staged,
         resolve=resolve,
     )
