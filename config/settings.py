@@ -231,6 +231,9 @@ ETL_FAIL_AFTER_N_RECORDS = env.int("ETL_FAIL_AFTER_N_RECORDS", default=0)
 # An hour: longer than one batch can take to fetch (retries wait up to 2 minutes each), and a
 # dead run blocks at most one hourly cron slot.
 ETL_STALE_RUN_SECONDS = env.int("ETL_STALE_RUN_SECONDS", default=3600)
+# A quote dated further than this in the future is rejected: clocks drift a little, but a row
+# dated 2999 would otherwise stay "the latest" for ever.
+ETL_MAX_FUTURE_SKEW_SECONDS = env.int("ETL_MAX_FUTURE_SKEW_SECONDS", default=600)
 
 # --- Identity and consolidated prices ----------------------------------------------------------
 
@@ -255,6 +258,8 @@ ETL_ENABLED_SOURCES = env.list(
 # HTTP behaviour shared by the API sources.
 HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=5.0)
 HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", default=30.0)
+# The whole of one request (connect, headers and body), however slowly the body drips in.
+HTTP_TOTAL_DEADLINE_SECONDS = env.float("HTTP_TOTAL_DEADLINE_SECONDS", default=120.0)
 # Retries after the first attempt, on 429, 5xx, timeouts and connection errors.
 HTTP_MAX_RETRIES = env.int("HTTP_MAX_RETRIES", default=4)
 # Exponential backoff: about base, 2*base, 4*base... seconds, with jitter.
