@@ -1,6 +1,7 @@
-"""HTTP for the provider sources: one `requests` session per source, timeouts, retries with
-exponential backoff and jitter, Retry-After, a client-side rate limit, key redaction, and strict
-JSON decoding; plus `JsonApiSource`, the base the provider modules build on.
+"""HTTP for the provider sources: one `requests` session per source, timeouts, a total deadline
+per request, retries with exponential backoff and jitter, Retry-After, a client-side rate limit,
+key redaction, and strict JSON decoding; plus `JsonApiSource`, the base the provider modules build
+on.
 
 Every failure becomes a `SourceError` whose message names the provider and the cause. Error
 bodies come in many forms (a JSON error object, Cloudflare's plain-text `error code: 1015`, an
@@ -10,12 +11,16 @@ are replaced by `[redacted]` in every message and log line, in case a provider e
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
 import random
 import re
+import socket
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +29,9 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError
 
 from config.metrics import record_upstream_response, record_upstream_retry
@@ -55,12 +63,16 @@ class HttpPolicy:
     backoff_base: float
     max_wait: float
     calls_per_minute: float
+    # The whole of one attempt: connect, headers and body. The timeouts above bound each wait
+    # for the network; a body that drips a byte at a time never trips them.
+    total_deadline: float = 120.0
 
     @classmethod
     def from_settings(cls, *, calls_per_minute: float) -> HttpPolicy:
         return cls(
             connect_timeout=settings.HTTP_CONNECT_TIMEOUT,
             read_timeout=settings.HTTP_READ_TIMEOUT,
+            total_deadline=settings.HTTP_TOTAL_DEADLINE_SECONDS,
             max_retries=max(0, settings.HTTP_MAX_RETRIES),
             backoff_base=settings.HTTP_BACKOFF_BASE_SECONDS,
             max_wait=settings.HTTP_RETRY_AFTER_CAP_SECONDS,
@@ -91,6 +103,107 @@ class RateLimiter:
             self._sleep(delay)
         self._next_at = now + delay + self.interval
         return delay
+
+
+# --- the total deadline --------------------------------------------------------------------------
+# A socket timeout bounds one wait for the network, so a server that sends a byte every few
+# seconds (headers or body) keeps a request alive for as long as it likes. Each attempt therefore
+# runs under a watchdog: at the deadline it shuts down the sockets the attempt is using, which
+# ends any blocking read at once, and the attempt is reported as past its deadline. The
+# connections note themselves in a thread-local set when they send a request, because a pooled
+# keep-alive connection is reused without connecting again.
+
+_attempt = threading.local()
+
+
+class _PastDeadline(Exception):
+    """An attempt was cut off at its total deadline."""
+
+
+class _Watchdog:
+    """Cuts the connections of one attempt when its deadline passes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._connections: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        _attempt.watchdog = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        _attempt.watchdog = None
+
+    def watch(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connections.add(connection)
+            fired = self.fired
+        if fired:
+            _cut(connection)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            connections = list(self._connections)
+        for connection in connections:
+            _cut(connection)
+
+
+def _cut(connection: HTTPConnection) -> None:
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        # The plain socket's shutdown, also under TLS: it wakes a read blocked in another
+        # thread without touching the TLS object that read is using. OSError: already closed.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _watched(connection: HTTPConnection) -> None:
+    watchdog = getattr(_attempt, "watchdog", None)
+    if watchdog is not None:
+        watchdog.watch(connection)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _watched(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _watched(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """An adapter whose connections a `_Watchdog` can cut."""
+
+    _pools = {"http": _WatchedHTTPConnectionPool, "https": _WatchedHTTPSConnectionPool}
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(self._pools)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if getattr(manager, "pool_classes_by_scheme", None) is not None:
+            manager.pool_classes_by_scheme = dict(self._pools)
+        return manager
 
 
 def _unresolved_host(exc: BaseException) -> bool:
@@ -233,6 +346,9 @@ class JsonClient:
         self._rng = rng or random.Random()
         self._limiter = RateLimiter(calls_per_minute=policy.calls_per_minute, sleep=sleep)
         self.session = requests.Session()
+        adapter = _DeadlineAdapter()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.session.headers.update(
             {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
         )
@@ -256,13 +372,23 @@ class JsonClient:
         except requests.RequestException as exc:
             raise self.fail(f"cannot request {safe_url(url)!r}: {exc}") from None
         attempts = self.policy.max_retries + 1
-        timeout = (self.policy.connect_timeout, self.policy.read_timeout)
+        deadline = self.policy.total_deadline
+        # No single wait for the network may outlast the attempt's whole deadline.
+        timeout = (
+            min(self.policy.connect_timeout, deadline),
+            min(self.policy.read_timeout, deadline),
+        )
         for attempt in range(1, attempts + 1):
             self._limiter.wait()
             started = time.monotonic()
             retry_after: float | None = None
             try:
-                response = self.session.get(url, params=params, timeout=timeout)
+                response = self._send(url, params=params, timeout=timeout)
+            except _PastDeadline:
+                problem = (
+                    f"no complete answer within the total deadline of {deadline:g} s "
+                    "(HTTP_TOTAL_DEADLINE_SECONDS); the server sent it too slowly"
+                )
             except requests.Timeout as exc:
                 kind = "connect" if isinstance(exc, requests.ConnectTimeout) else "read"
                 limit = timeout[0] if kind == "connect" else timeout[1]
@@ -319,6 +445,26 @@ class JsonClient:
             "and keeps what it had committed.",
             retryable=True,
         )
+
+    def _send(
+        self, url: str, *, params: Mapping[str, Any] | None, timeout: tuple[float, float]
+    ) -> requests.Response:
+        """One GET, body included, cut off at the policy's total deadline (`_PastDeadline`)."""
+        watchdog = _Watchdog(self.policy.total_deadline)
+        try:
+            with watchdog:
+                response = self.session.get(url, params=params, timeout=timeout)
+        except requests.RequestException:
+            if not watchdog.fired:
+                raise
+            response = None
+        if watchdog.fired:
+            # Whatever arrived may be cut short; the cut connections must not be reused.
+            if response is not None:
+                response.close()
+            self.session.close()
+            raise _PastDeadline
+        return response
 
     def _wait(self, *, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
