@@ -5,10 +5,14 @@
 - `UtcDateTimeParam`: the same parsing for query-parameter serializers.
 - `IdFilter`: a positive integer id.
 - `StrictBooleanFilter`: true or false, refusing anything else.
-- `FilterSet`: django-filter's FilterSet, building its form class once.
+- `EnumFilter`: one of a fixed set of values; anything else is refused with the allowed ones
+  listed. `SourceFilter` is the one whose values are the ingestion sources' names.
+- `FilterSet`: django-filter's FilterSet, building its form class once and refusing a parameter
+  given with an empty value (`?verified=`): it would otherwise mean "no filter", silently.
 - `FilterBackend`: django-filter's backend, skipping the form when no filter parameter is given.
 - `KeysetOrderingFilter`: `?ordering=` with exactly one allowed field, `-` for descending; an
   unknown field is refused (DRF's OrderingFilter would silently ignore it).
+- `refuse_blank`: the empty-value rule for parameters outside a FilterSet (paging, ordering).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import QueryDict
+from django_filters.fields import ChoiceField as FilterChoiceField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -34,6 +39,19 @@ from rest_framework.views import APIView
 
 # An unencoded '+' in a query string arrives as a space: "2024-05-01T12:00:00 02:00".
 _SPACE_FOR_PLUS = re.compile(r"^(.*T[0-9:.,]+) ([0-9]{2}(?::?[0-9]{2})?)$")
+
+BLANK_MESSAGE = "This parameter is empty: give it a value or leave it out."
+
+
+def is_blank(raw: Any) -> bool:
+    return raw is not None and not str(raw).strip()
+
+
+def refuse_blank(name: str, raw: str | None) -> None:
+    """A parameter given with nothing in it (`?limit=`) most likely lost its value on the way:
+    report it rather than quietly serve the default."""
+    if is_blank(raw):
+        raise ValidationError({name: [BLANK_MESSAGE]})
 
 
 class UtcDateTimeField(forms.Field):
@@ -86,9 +104,11 @@ class KeysetOrderingFilter(OrderingFilter):
     """One ordering field from the view's `ordering_fields`; the id breaks ties."""
 
     def get_keyset_ordering(self, request: Request, view: APIView) -> str:
-        raw = request.query_params.get(self.ordering_param, "").strip()
-        if not raw:
+        raw = request.query_params.get(self.ordering_param)
+        if raw is None:
             return view.ordering
+        refuse_blank(self.ordering_param, raw)
+        raw = raw.strip()
         allowed = list(view.ordering_fields)
         if raw.lstrip("-") not in allowed:
             choices = ", ".join(f"{name}, -{name}" for name in allowed)
@@ -146,6 +166,54 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
+class EnumField(FilterChoiceField):
+    """django-filter's choice field, whose refusal lists the values it accepts."""
+
+    def validate(self, value: Any) -> None:
+        try:
+            super().validate(value)
+        except DjangoValidationError:
+            # The empty choice is django-filter's "any" entry for the HTML form, not a value.
+            allowed = ", ".join(str(key) for key, _ in self.choices if key != "")
+            raise DjangoValidationError(
+                f"Choose one of: {allowed}.", code="invalid_choice"
+            ) from None
+
+
+class EnumFilter(django_filters.ChoiceFilter):
+    field_class = EnumField
+
+
+def source_choices() -> list[tuple[str, str]]:
+    """The ingestion sources' names, read from their registry when first needed: config may
+    import ingestion, the prices and runs apps that filter by source may not."""
+    from ingestion.sources import SOURCE_NAMES
+
+    return [(name, name) for name in SOURCE_NAMES]
+
+
+class SourceFilter(EnumFilter):
+    """A source name, e.g. csv or coingecko."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("choices", source_choices)
+        super().__init__(*args, **kwargs)
+
+
+class RefuseBlankForm(forms.Form):
+    """The FilterSets' form: a parameter present but empty is an error, not "no filter"."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in self.fields:
+            if is_blank(self.data.get(name)):
+                # The one message that says what is wrong, in place of the field's own
+                # ("Enter a number." for a value of a few spaces).
+                self.errors.pop(name, None)
+                self.add_error(name, BLANK_MESSAGE)
+        return cleaned
+
+
 class FilterBackend(DjangoFilterBackend):
     """Without any of the FilterSet's parameters there is nothing to validate or filter: skip
     building its form, a fair share of an unfiltered list request's time."""
@@ -159,6 +227,20 @@ class FilterBackend(DjangoFilterBackend):
             return queryset
         return super().filter_queryset(request, queryset, view)
 
+    def get_filterset_kwargs(
+        self, request: Request, queryset: QuerySet, view: APIView
+    ) -> dict[str, Any]:
+        kwargs = super().get_filterset_kwargs(request, queryset, view)
+        renderer = getattr(request, "accepted_renderer", None)
+        if renderer is not None and renderer.format == "api":
+            # The browsable API's filter form submits every field, the ones left blank too: from
+            # that form, and only there, blank means "any".
+            data = kwargs["data"].copy()
+            for name in [n for n, value in data.items() if is_blank(value)]:
+                del data[name]
+            kwargs["data"] = data
+        return kwargs
+
 
 class FilterSet(django_filters.FilterSet):
     """A FilterSet that costs less per request than django-filter's own.
@@ -169,6 +251,7 @@ class FilterSet(django_filters.FilterSet):
     - Its filters are copied shallowly: django-filter deep-copies every filter (its form field,
       widget and lookup arguments included) for each request, where only the two attributes it
       sets per instance, `model` and `parent`, differ between requests.
+    - Its form refuses a parameter given empty (`RefuseBlankForm`), whatever `Meta.form` says.
     """
 
     def __init__(
@@ -202,5 +285,7 @@ class FilterSet(django_filters.FilterSet):
         form_class = cls.__dict__.get("_form_class")
         if form_class is None:
             form_class = super().get_form_class()
+            if not issubclass(form_class, RefuseBlankForm):
+                form_class = type(form_class.__name__, (RefuseBlankForm, form_class), {})
             cls._form_class = form_class
         return form_class

@@ -29,6 +29,8 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
+from config.filters import refuse_blank
+
 MAX_ID = 2**63 - 1
 
 
@@ -113,8 +115,9 @@ class KeysetPagination(BasePagination):
 
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is None or raw == "":
+        if raw is None:
             return self.page_size
+        refuse_blank(self.page_size_query_param, raw)
         try:
             size = int(raw)
         except ValueError:
@@ -155,8 +158,9 @@ class KeysetPagination(BasePagination):
 
     def decode_cursor(self, request: Request, model: type[Model], field: str) -> Cursor | None:
         raw = request.query_params.get(self.cursor_query_param)
-        if not raw:
+        if raw is None:
             return None
+        refuse_blank(self.cursor_query_param, raw)
         try:
             data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
             ordering, value, row_id, reverse = data["o"], data["v"], data["i"], data["r"]
@@ -181,6 +185,8 @@ class KeysetPagination(BasePagination):
             TypeError,
             KeyError,
             OverflowError,
+            # A forged cursor nested deeper than the JSON parser recurses: `[[[[...`.
+            RecursionError,
             DjangoValidationError,
         ):
             raise ValidationError({self.cursor_query_param: ["Invalid cursor."]}) from None

@@ -5,7 +5,13 @@ from __future__ import annotations
 import django_filters
 from django.db.models import F, QuerySet
 
-from config.filters import FilterSet, IdFilter, StrictBooleanFilter, UtcDateTimeFilter
+from config.filters import (
+    FilterSet,
+    IdFilter,
+    SourceFilter,
+    StrictBooleanFilter,
+    UtcDateTimeFilter,
+)
 from prices.models import Asset, Quote
 
 PRICE = {"max_digits": 40, "decimal_places": 18}
@@ -20,7 +26,7 @@ class QuoteFilterSet(FilterSet):
         "another).",
     )
     asset = IdFilter(field_name="asset_id", help_text="Canonical asset id.")
-    source = django_filters.CharFilter(max_length=32, help_text="Provider, e.g. csv, coingecko.")
+    source = SourceFilter(help_text="Provider, e.g. csv, coingecko.")
     observed_after = UtcDateTimeFilter(
         field_name="observed_at",
         lookup_expr="gte",

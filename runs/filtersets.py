@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import django_filters
-
-from config.filters import FilterSet, UtcDateTimeFilter
+from config.filters import EnumFilter, FilterSet, SourceFilter, UtcDateTimeFilter
 from runs.models import Run
 
 
 class RunFilterSet(FilterSet):
-    source = django_filters.CharFilter(max_length=32, help_text="Source name, e.g. csv.")
-    status = django_filters.ChoiceFilter(choices=Run.Status.choices)
-    trigger = django_filters.ChoiceFilter(choices=Run.Trigger.choices)
+    source = SourceFilter(help_text="Source name, e.g. csv.")
+    status = EnumFilter(choices=Run.Status.choices)
+    trigger = EnumFilter(choices=Run.Trigger.choices)
+    kind = EnumFilter(choices=Run.Kind.choices)
     started_after = UtcDateTimeFilter(
         field_name="started_at", lookup_expr="gte", help_text="Started at or after (ISO 8601)."
     )
@@ -21,4 +20,4 @@ class RunFilterSet(FilterSet):
 
     class Meta:
         model = Run
-        fields = ["source", "status", "trigger", "started_after", "started_before"]
+        fields = ["source", "status", "trigger", "kind", "started_after", "started_before"]
