@@ -46,7 +46,7 @@ class DripServer(ThreadingHTTPServer):
 class DripHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so a cut connection could be reused
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         script = self.server.script  # type: ignore[attr-defined]
         with script.lock:
             script.requests += 1
@@ -74,7 +74,7 @@ class DripHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(script.interval)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

@@ -175,3 +175,36 @@ def test_response_without_timestamp_is_an_error(httpserver):
     assert run.status == Run.Status.FAILED
     assert "the response has no valid timestamp (None)" in run.error
     assert stored_counts("coincap") == (0, 0)
+
+
+def test_empty_first_page_fails_the_run_saying_why(httpserver):
+    serve(httpserver, coincap_body([]))
+
+    run = ingest(source="coincap")
+
+    assert run.status == Run.Status.FAILED
+    assert run.records_read == 0
+    assert "CoinCap: /assets page 1 has an empty `data` list" in run.error
+    assert stored_counts("coincap") == (0, 0)
+
+
+def test_empty_later_page_is_the_end_of_the_list(settings, httpserver, monkeypatch):
+    monkeypatch.setattr("ingestion.sources.coincap.PAGE_LIMIT", 2)
+    settings.COINCAP_MAX_ASSETS = 10
+    rows = coincap_rows(2)
+    serve_by_param(
+        httpserver,
+        ASSETS,
+        param="offset",
+        responses={
+            "0": lambda: json_response(coincap_body(rows)),
+            "2": lambda: json_response(coincap_body([])),
+        },
+    )
+
+    run = ingest(source="coincap")
+
+    assert run.status == Run.Status.SUCCEEDED
+    pages = [(r.args["limit"], r.args["offset"]) for r in requests_to(httpserver, ASSETS)]
+    assert pages == [("2", "0"), ("2", "2")]
+    assert stored_counts("coincap") == (2, 2)

@@ -403,3 +403,31 @@ def test_required_field_removed_fails_the_run_naming_it(httpserver):
     assert set(RawRecord.objects.values_list("rejection_reason", flat=True)) == {
         "missing current_price"
     }
+
+
+def test_empty_first_page_fails_the_run_saying_why(httpserver):
+    serve(httpserver, [])
+
+    run = ingest(source="coingecko")
+
+    assert run.status == Run.Status.FAILED
+    assert run.records_read == 0
+    assert "CoinGecko: /coins/markets page 1 is an empty list" in run.error
+    assert "always lists coins" in run.error
+    assert stored_counts("coingecko") == (0, 0)
+
+
+def test_empty_later_page_is_the_end_of_the_list(settings, httpserver):
+    settings.COINGECKO_MAX_COINS = 1000
+    serve_by_param(
+        httpserver,
+        MARKETS,
+        param="page",
+        responses={"1": lambda: json_response(coingecko_rows(250)), "2": lambda: json_response([])},
+    )
+
+    run = ingest(source="coingecko")
+
+    assert run.status == Run.Status.SUCCEEDED
+    assert [r.args["page"] for r in requests_to(httpserver, MARKETS)] == ["1", "2"]
+    assert stored_counts("coingecko") == (250, 250)

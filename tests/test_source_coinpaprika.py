@@ -202,3 +202,15 @@ def test_a_host_that_does_not_resolve_fails_at_once_without_retries(settings, mo
     assert run.status == Run.Status.FAILED
     assert "cannot resolve 'api.coinpaprika.example'" in run.error
     assert "retrying" not in caplog.text
+
+
+def test_empty_ticker_list_fails_the_run_saying_why(httpserver):
+    serve(httpserver, [])
+
+    run = ingest(source="coinpaprika")
+
+    assert run.status == Run.Status.FAILED
+    assert run.records_read == 0
+    assert "CoinPaprika: /tickers is an empty list" in run.error
+    assert "always lists every active coin" in run.error
+    assert stored_counts("coinpaprika") == (0, 0)

@@ -119,6 +119,14 @@ class CoinCapSource(JsonApiSource):
             limit = min(PAGE_LIMIT, self.max_assets - offset)
             body = client.get_json("/assets", params={"limit": limit, "offset": offset})
             rows, timestamp = self._page(client, body, what=f"/assets page {page}")
+            if not rows and page == 1:
+                # An empty later page is the end of the list; an empty first one is not an
+                # answer CoinCap gives when it works.
+                raise client.fail(
+                    "/assets page 1 has an empty `data` list, where CoinCap always lists "
+                    "assets; nothing was stored. Try again later",
+                    retryable=True,
+                )
             items = self.items_by_id(
                 rows,
                 seen=seen,

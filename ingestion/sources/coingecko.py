@@ -134,6 +134,14 @@ class CoinGeckoSource(JsonApiSource):
                 },
             )
             rows = self.expect_rows(client, body, what=f"/coins/markets page {page}")
+            if not rows and page == 1:
+                # An empty later page is the end of the list; an empty first one is not an
+                # answer CoinGecko gives when it works (it lists thousands of coins).
+                raise client.fail(
+                    "/coins/markets page 1 is an empty list, where CoinGecko always lists "
+                    "coins; nothing was stored. Try again later",
+                    retryable=True,
+                )
             items = self.items_by_id(
                 rows, seen=seen, where=lambda index, page=page: f"page {page} row {index}"
             )[: self.max_coins - taken]

@@ -111,6 +111,13 @@ class CoinPaprikaSource(JsonApiSource):
     def fetch_pages(self, client: JsonClient) -> Iterator[Item]:
         body = client.get_json("/tickers", params={"quotes": "USD"})
         rows = self.expect_rows(client, body, what="/tickers")
+        if not rows:
+            # Every active coin comes in this one answer: none at all is a provider fault.
+            raise client.fail(
+                "/tickers is an empty list, where CoinPaprika always lists every active coin; "
+                "nothing was stored. Try again later",
+                retryable=True,
+            )
         items = self.items_by_id(rows, seen=set(), where=lambda index: f"row {index}")
         self.mark(page=1)
         yield from items
