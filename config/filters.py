@@ -12,6 +12,7 @@
 - `FilterBackend`: django-filter's backend, skipping the form when no filter parameter is given.
 - `KeysetOrderingFilter`: `?ordering=` with exactly one allowed field, `-` for descending; an
   unknown field is refused (DRF's OrderingFilter would silently ignore it).
+- `QueryParams`, `EnumParam`, `SourceParam`: the same rules for query-parameter serializers.
 - `refuse_blank`: the empty-value rule for parameters outside a FilterSet (paging, ordering).
 """
 
@@ -52,6 +53,14 @@ def refuse_blank(name: str, raw: str | None) -> None:
     report it rather than quietly serve the default."""
     if is_blank(raw):
         raise ValidationError({name: [BLANK_MESSAGE]})
+
+
+def source_choices() -> list[tuple[str, str]]:
+    """The ingestion sources' names, read from their registry when first needed: config may
+    import ingestion, the prices and runs apps that filter by source may not."""
+    from ingestion.sources import SOURCE_NAMES
+
+    return [(name, name) for name in SOURCE_NAMES]
 
 
 class UtcDateTimeField(forms.Field):
@@ -147,6 +156,44 @@ class UtcDateTimeParam(serializers.Field):
         return value.isoformat()
 
 
+class EnumParam(serializers.ChoiceField):
+    """DRF's ChoiceField, whose refusal lists the values it accepts."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            allowed = ", ".join(str(key) for key in self.choices)
+            raise serializers.ValidationError(f"Choose one of: {allowed}.") from None
+
+
+class SourceParam(serializers.CharField):
+    """A source name, checked against `source_choices()` when a request comes, not at import."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        allowed = [name for name, _ in source_choices()]
+        if value not in allowed:
+            raise serializers.ValidationError(f"Choose one of: {', '.join(allowed)}.")
+        return value
+
+
+class QueryParams(serializers.Serializer):
+    """Base of the query-parameter serializers: a parameter given empty is refused as such, as
+    the FilterSets refuse it, rather than with the field's own message ("This field is
+    required.", for a parameter that is there)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        blank = {name: [BLANK_MESSAGE] for name in self.fields if is_blank(data.get(name))}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({**exc.detail, **blank}) from None
+        if blank:
+            raise serializers.ValidationError(blank)
+        return value
+
+
 class StrictBooleanField(forms.Field):
     """true/false (or 1/0), any case; anything else is an error, not "no filter"."""
 
@@ -182,14 +229,6 @@ class EnumField(FilterChoiceField):
 
 class EnumFilter(django_filters.ChoiceFilter):
     field_class = EnumField
-
-
-def source_choices() -> list[tuple[str, str]]:
-    """The ingestion sources' names, read from their registry when first needed: config may
-    import ingestion, the prices and runs apps that filter by source may not."""
-    from ingestion.sources import SOURCE_NAMES
-
-    return [(name, name) for name in SOURCE_NAMES]
 
 
 class SourceFilter(EnumFilter):

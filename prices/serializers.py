@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from config.filters import UtcDateTimeParam
+from config.filters import EnumParam, QueryParams, SourceParam, UtcDateTimeParam
 from prices.history import INTERVALS
 from prices.models import Asset, AssetIdentifier, Quote
 
@@ -137,11 +137,11 @@ class AssetDetailSerializer(AssetSerializer):
         fields = [*AssetSerializer.Meta.fields, "identifiers", "consolidated_price"]
 
 
-class HistoryQuerySerializer(serializers.Serializer):
+class HistoryQuerySerializer(QueryParams):
     """Query parameters of /api/assets/{id}/history/."""
 
-    interval = serializers.ChoiceField(choices=list(INTERVALS), default="1d")
-    source = serializers.CharField(required=False, max_length=32, help_text="One provider only.")
+    interval = EnumParam(choices=list(INTERVALS), default="1d")
+    source = SourceParam(required=False, max_length=32, help_text="One provider only.")
     observed_after = UtcDateTimeParam(required=False, help_text="Buckets from this time on.")
     observed_before = UtcDateTimeParam(required=False, help_text="Quotes before this time.")
     limit = serializers.IntegerField(

@@ -160,3 +160,41 @@ def test_allowed_enumerated_values_still_filter(client, rows, path, params, expe
 
     assert response.status_code == 200
     assert len(response.json()["results"]) == expected
+
+
+# --- the query parameters of /api/assets/{id}/history/ -------------------------------------
+
+
+@pytest.fixture
+def history_url() -> str:
+    return f"/api/assets/{QuoteFactory(source='csv').asset_id}/history/"
+
+
+@pytest.mark.parametrize(
+    "parameter", ["interval", "source", "observed_after", "observed_before", "limit"]
+)
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_history_parameter_is_a_400_saying_so(client, history_url, parameter, value):
+    messages = assert_refused(client.get(history_url, {parameter: value}), parameter)
+
+    assert "empty" in " ".join(messages)
+
+
+@pytest.mark.parametrize("parameter, allowed", [("source", SOURCES), ("interval", ["1h", "1d"])])
+def test_unknown_history_enumeration_is_a_400_listing_the_allowed_ones(
+    client, history_url, parameter, allowed
+):
+    messages = assert_refused(client.get(history_url, {parameter: "bogus"}), parameter)
+
+    text = " ".join(messages)
+    for value in allowed:
+        assert value in text
+
+
+def test_history_of_a_known_source_still_answers(client, history_url):
+    csv = client.get(history_url, {"source": "csv"})
+    coincap = client.get(history_url, {"source": "coincap"})
+
+    assert csv.status_code == coincap.status_code == 200
+    assert len(csv.json()["results"]) == 1
+    assert coincap.json()["results"] == []
