@@ -7,6 +7,7 @@ costs a fixed number of queries, however many runs there are.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -260,9 +261,16 @@ def max_age(source: str) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-def source_health(*, now: datetime | None = None) -> dict[str, Any]:
-    """Each source that has run: its last run, its last success, and whether that success is
-    recent enough for its schedule (`HEALTH_MAX_AGE_MINUTES`). Overall "degraded" if any is not.
+def source_health(*, monitored: Sequence[str], now: datetime | None = None) -> dict[str, Any]:
+    """Each monitored source and each source that has run: its last run, its last success, and
+    whether that success is recent enough for its schedule (`HEALTH_MAX_AGE_MINUTES`).
+
+    `monitored` are the sources expected to run (the caller knows which are enabled and
+    configured; runs cannot ask ingestion). One of them is "ok" when its last success is recent
+    enough, "degraded" when it is too old or there is none, and "never_ran" without any run.
+    Any other source that ran (a manual run of a source cron skips) is listed as
+    "not_monitored" and leaves the verdict alone. Overall "degraded" if a monitored source is
+    not "ok".
     """
     now = now or timezone.now()
     last_run = {r.source: r for r in _latest_per_source(Run.objects.ingests())}
@@ -274,15 +282,25 @@ def source_health(*, now: datetime | None = None) -> dict[str, Any]:
         )
     }
     sources = []
-    for source, run in sorted(last_run.items()):
+    for source in sorted(set(monitored) | set(last_run)):
+        run = last_run.get(source)
         success = last_success.get(source)
         allowed = max_age(source)
-        fresh = success is not None and now - success.finished_at <= allowed
+        if source not in monitored:
+            verdict = "not_monitored"
+        elif run is None:
+            verdict = "never_ran"
+        elif success is not None and now - success.finished_at <= allowed:
+            verdict = "ok"
+        else:
+            verdict = "degraded"
         sources.append(
             {
                 "source": source,
-                "status": "ok" if fresh else "degraded",
-                "last_run": {
+                "status": verdict,
+                "last_run": None
+                if run is None
+                else {
                     "id": run.pk,
                     "status": run.status,
                     "started_at": run.started_at,
@@ -296,5 +314,5 @@ def source_health(*, now: datetime | None = None) -> dict[str, Any]:
                 "max_age_minutes": allowed.total_seconds() / 60,
             }
         )
-    degraded = any(s["status"] != "ok" for s in sources)
+    degraded = any(s["status"] not in ("ok", "not_monitored") for s in sources)
     return {"status": "degraded" if degraded else "ok", "sources": sources}

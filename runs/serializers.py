@@ -174,8 +174,11 @@ class LastRunSerializer(serializers.Serializer):
 
 class SourceHealthSerializer(serializers.Serializer):
     source = serializers.CharField()
-    status = serializers.CharField(help_text="ok, or degraded when the last success is too old")
-    last_run = LastRunSerializer()
+    status = serializers.CharField(
+        help_text="ok; degraded when the last success is too old or there is none; never_ran; "
+        "not_monitored (not enabled or not configured: not part of the verdict)"
+    )
+    last_run = LastRunSerializer(allow_null=True)
     last_success_at = serializers.DateTimeField(allow_null=True)
     last_success_age_seconds = serializers.FloatField(allow_null=True)
     max_age_minutes = serializers.FloatField()
