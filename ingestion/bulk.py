@@ -95,24 +95,25 @@ def relax_commit_durability() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def insert_raw_records(rows: Sequence[RawRow]) -> dict[str, int]:
+def insert_raw_records(rows: Sequence[RawRow]) -> tuple[dict[str, int], set[str]]:
     """Insert the raw records whose (source, content hash) is not stored yet (the ORM path).
 
-    Returns {content hash: new id} for the rows inserted; rows with known content are skipped.
+    Returns {content hash: id} of every row, stored before or now, and the hashes inserted now.
     Content hashes must be unique within `rows`.
     """
     if not rows:
-        return {}
+        return {}, set()
     source = rows[0].source
-    known = set(
+    ids = dict(
         RawRecord.objects.filter(
             source=source, content_hash__in=[row.content_hash for row in rows]
-        ).values_list("content_hash", flat=True)
+        ).values_list("content_hash", "id")
     )
     created = RawRecord.objects.bulk_create(
-        RawRecord(**row._asdict()) for row in rows if row.content_hash not in known
+        RawRecord(**row._asdict()) for row in rows if row.content_hash not in ids
     )
-    return {record.content_hash: record.pk for record in created}
+    new = {record.content_hash: record.pk for record in created}
+    return {**ids, **new}, set(new)
 
 
 # --- PostgreSQL: one COPY and one statement per batch ---------------------------------------------
@@ -130,8 +131,9 @@ _STAGE = (
     ("observed_at", "timestamptz"),
     *((name, "numeric") for name in QUOTE_VALUE_FIELDS),
     ("raw_record_id", "bigint"),
+    ("stored_now", "boolean"),
 )
-STAGE_COLUMNS = tuple(name for name, _ in _STAGE[:-1])  # what encode_batch writes
+STAGE_COLUMNS = tuple(name for name, _ in _STAGE[:-2])  # what encode_batch writes
 
 
 class BatchWrite(NamedTuple):
@@ -227,10 +229,21 @@ def write_staged_batch(
                 ON CONFLICT (source, content_hash) DO NOTHING
                 RETURNING id, content_hash
             )
-            UPDATE {STAGE_TABLE} AS s SET raw_record_id = raw.id
+            UPDATE {STAGE_TABLE} AS s SET raw_record_id = raw.id, stored_now = true
             FROM raw WHERE s.content_hash = raw.content_hash
             """,
             {"source": source, "run_id": run_id, "fetched_at": fetched_at},
+        )
+        # Content stored before still counts: a value that returns to an earlier one (A, B, A)
+        # must end at A, though A's raw record exists. Found through the unique index.
+        cursor.execute(
+            f"""
+            UPDATE {STAGE_TABLE} AS s SET raw_record_id = r.id
+            FROM {raw_table} AS r
+            WHERE s.raw_record_id IS NULL AND s.rejection_reason = ''
+              AND r.source = %(source)s AND r.content_hash = s.content_hash
+            """,
+            {"source": source},
         )
         cursor.execute(
             f"SELECT DISTINCT identity FROM {STAGE_TABLE} "
@@ -262,7 +275,7 @@ def write_staged_batch(
                 (SELECT count(*) FROM written WHERE NOT inserted),
                 (SELECT coalesce(json_agg(json_build_array(external_id, rejection_reason)
                                           ORDER BY ord), '[]')
-                 FROM {STAGE_TABLE} WHERE raw_record_id IS NOT NULL AND rejection_reason <> '')
+                 FROM {STAGE_TABLE} WHERE stored_now AND rejection_reason <> '')
             """,
             {
                 "source": source,

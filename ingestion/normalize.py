@@ -136,7 +136,11 @@ def to_utc(value: Any, *, field: str) -> datetime:
         raise Rejected(f"{field} {text!r} is not a valid date") from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is in year 0 in UTC, which datetime cannot hold.
+        raise Rejected(f"{field} {text!r} is out of range once converted to UTC") from None
 
 
 def _from_epoch(value: float, *, field: str) -> datetime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -28,12 +28,16 @@ from ingestion.readahead import read_ahead
 from ingestion.sources import build_source
 from ingestion.sources.base import Item, Source, SourceError
 from prices.models import AssetIdentifier, Quote
-from runs.models import Checkpoint, Run
+from runs.models import Checkpoint, Run, connection_lost
 
 logger = logging.getLogger(__name__)
 
 IDENTITY_LENGTH = AssetIdentifier._meta.get_field("external_id").max_length
 RAW_EXTERNAL_ID_LENGTH = RawRecord._meta.get_field("external_id").max_length
+# A rejection's reason is for a person to read: a 50 MB value must not be copied into it.
+REASON_LENGTH = 1000
+# Bitcoin's genesis block: no quote of any coin is older.
+EARLIEST_OBSERVATION = datetime(2009, 1, 3, tzinfo=UTC)
 
 
 class InjectedFailure(Exception):
@@ -64,12 +68,13 @@ def ingest(
 ) -> Run:
     """Run the ETL once for `source` and return the finished `Run`.
 
-    `run_id` continues a run already started for this source (the HTTP trigger starts the run in
-    the request and hands its id to a detached `ingest --run-id` process).
+    `run_id` takes up a queued run of this source (the HTTP trigger starts the run in the
+    request and hands its id to a detached `ingest --run-id` process).
 
     Raises `RunAlreadyActive` if that source is running elsewhere, and `SourceError` for a
     source that cannot even be built (an unknown name). Every other failure is recorded on the
-    returned run, whose status is then `failed`.
+    returned run, whose status is then `failed`; a lost database connection too, once a new one
+    opens (a few tries, ~16 s in all), else its error is raised.
     """
     src = build_source(source, path=path, symbol=symbol, asset=asset)
     fail_after = settings.ETL_FAIL_AFTER_N_RECORDS if fail_after is None else fail_after
@@ -82,10 +87,11 @@ def ingest(
             stale_after=timedelta(seconds=settings.ETL_STALE_RUN_SECONDS),
         )
     else:
-        run = Run.objects.filter(pk=run_id, source=source, status=Run.Status.RUNNING).first()
+        # Taken up in this process, which holds its lock while it works.
+        run = Run.claim(pk=run_id, source=source)
         if run is None:
             raise SourceError(
-                f"run {run_id} is not a running run of {source!r}; nothing to continue"
+                f"run {run_id} is not a queued run of {source!r}; nothing to continue"
             )
         run.options = {**run.options, **options}
         run.save(update_fields=["options"])
@@ -103,13 +109,18 @@ def ingest(
             logger.error("run %s (%s) failed: %s", run.pk, source, exc)
             run.finish(status=Run.Status.FAILED, error=str(exc), checkpoint_after=_cursor(source))
         except Exception as exc:
-            logger.exception("run %s (%s) crashed", run.pk, source)
-            # An unexpected error's text was not written for users: it may quote a secret.
-            run.finish(
-                status=Run.Status.FAILED,
-                error=redact(f"{type(exc).__name__}: {exc}"),
-                checkpoint_after=_cursor(source),
-            )
+            if connection_lost(exc):
+                logger.error("run %s (%s) lost the database connection: %s", run.pk, source, exc)
+                # Reconnects (a few tries) to record it; the checkpoint is read on the new one.
+                run.finish_after_lost_connection(exc, checkpoint_after=lambda: _cursor(source))
+            else:
+                logger.exception("run %s (%s) crashed", run.pk, source)
+                # An unexpected error's text was not written for users: it may quote a secret.
+                run.finish(
+                    status=Run.Status.FAILED,
+                    error=redact(f"{type(exc).__name__}: {exc}"),
+                    checkpoint_after=_cursor(source),
+                )
         else:
             status = Run.Status.PARTIAL if run.records_rejected else Run.Status.SUCCEEDED
             run.finish(status=status, checkpoint_after=_cursor(source))
@@ -246,15 +257,24 @@ def prepare_batch(
     for item in items:
         unique.setdefault(item.content_hash, item)
     fetched_at = timezone.now()
+    check = observation_checker(now=fetched_at, fit=fit)
     raws: list[bulk.RawRow] = []
     observations: dict[str, Observation] = {}
     for digest, item in unique.items():
         try:
-            observations[digest] = fit(_checked_identity(src.normalize(item.payload)))
+            if item.rejection:
+                raise Rejected(item.rejection)
+            observations[digest] = check(src.normalize(item.payload))
             reason = ""
         except Rejected as exc:
             # Never empty: an empty reason is what marks a row as accepted.
-            reason = str(exc) or "rejected"
+            reason = bounded(str(exc) or "rejected", REASON_LENGTH)
+        except Exception as exc:
+            # Whatever one item does, it costs that item only: the rows after it still load.
+            logger.debug("normalizing %s failed", item.external_id, exc_info=True)
+            reason = bounded(
+                f"could not read this item: {type(exc).__name__}: {exc}", REASON_LENGTH
+            )
         # PostgreSQL text cannot hold NUL; an over-long location is cut, not fatal.
         where = item.external_id.replace("\x00", "\ufffd")[-RAW_EXTERNAL_ID_LENGTH:]
         raws.append(bulk.RawRow(src.name, run_id, where, item.payload, digest, fetched_at, reason))
@@ -262,13 +282,45 @@ def prepare_batch(
     return PreparedBatch(len(items), len(items) - len(unique), cursor, raws, observations, staged)
 
 
-def _checked_identity(observation: Observation) -> Observation:
-    """Refuse a provider id the identifier table cannot hold, rather than fail the batch."""
-    if len(observation.identity) > IDENTITY_LENGTH:
-        raise Rejected(f"provider id is longer than {IDENTITY_LENGTH} characters")
-    if "\x00" in observation.identity:
-        raise Rejected("provider id contains a NUL character")
-    return observation
+def bounded(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, keeping its head and tail and saying how long it was."""
+    if len(text) <= limit:
+        return text
+    marker = f" [... {len(text):,} characters in all ...] "
+    keep = max(limit - len(marker), 0)
+    return text[: keep - keep // 4] + marker + text[len(text) - keep // 4 :]
+
+
+def observation_checker(
+    *, now: datetime, fit: Callable[[Observation], Observation]
+) -> Callable[[Observation], Observation]:
+    """Refuse what the tables cannot hold or what would be a wrong answer once stored (a quote
+    dated in the future stays "the latest" for ever), then round values to the columns."""
+    latest = now + timedelta(seconds=settings.ETL_MAX_FUTURE_SKEW_SECONDS)
+
+    def check(observation: Observation) -> Observation:
+        if len(observation.identity) > IDENTITY_LENGTH:
+            raise Rejected(f"provider id is longer than {IDENTITY_LENGTH} characters")
+        for label, value in (
+            ("provider id", observation.identity),
+            ("symbol", observation.symbol),
+            ("name", observation.name),
+        ):
+            if "\x00" in value:
+                raise Rejected(f"{label} contains a NUL character")
+        if observation.observed_at > latest:
+            raise Rejected(
+                f"time {observation.observed_at:%Y-%m-%d %H:%M:%S} UTC is in the future (more "
+                f"than ETL_MAX_FUTURE_SKEW_SECONDS={settings.ETL_MAX_FUTURE_SKEW_SECONDS} ahead)"
+            )
+        if observation.observed_at < EARLIEST_OBSERVATION:
+            raise Rejected(
+                f"time {observation.observed_at:%Y-%m-%d} is before {EARLIEST_OBSERVATION:%Y-%m-%d}"
+                ", the first day any cryptocurrency had a price"
+            )
+        return fit(observation)
+
+    return check
 
 
 def write_batch(*, run: Run, src: Source, batch: PreparedBatch) -> BatchCounts:
@@ -276,20 +328,15 @@ def write_batch(*, run: Run, src: Source, batch: PreparedBatch) -> BatchCounts:
     if batch.staged is not None:
         return _write_staged_batch(run=run, src=src, batch=batch)
     counts = BatchCounts(read=batch.read, unchanged=batch.duplicates)
-    # Content stored before (an earlier run, a re-read file) is skipped by the database.
-    inserted = bulk.insert_raw_records(batch.raws)
+    # Content stored before (an earlier run, a re-read file) is not stored twice, but its
+    # values are still upserted: the quote must end at the last value received.
+    ids, inserted = bulk.insert_raw_records(batch.raws)
     for raw in batch.raws:
         if raw.rejection_reason:
             counts.rejected += 1
             if raw.content_hash in inserted:
                 counts.rejections.append((raw.external_id, raw.rejection_reason))
-        elif raw.content_hash not in inserted:
-            counts.unchanged += 1
-    accepted = [
-        (observation, inserted[digest])
-        for digest, observation in batch.observations.items()
-        if digest in inserted
-    ]
+    accepted = [(observation, ids[digest]) for digest, observation in batch.observations.items()]
     upsert_observations(
         run=run, source=src.name, accepted=accepted, counts=counts, asset_slug=src.asset_slug
     )

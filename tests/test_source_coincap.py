@@ -104,7 +104,7 @@ def test_401_for_a_bad_key_fails_the_run(httpserver):
     assert SECRET not in run.error
 
 
-def test_unchanged_rows_under_a_new_timestamp_add_nothing(httpserver):
+def test_unchanged_rows_under_a_new_timestamp_are_new_observations_but_no_new_raw(httpserver):
     serve(httpserver, coincap_body(coincap_rows(3)))
     ingest(source="coincap")
     httpserver.clear_all_handlers()
@@ -112,8 +112,8 @@ def test_unchanged_rows_under_a_new_timestamp_add_nothing(httpserver):
 
     again = ingest(source="coincap")
 
-    assert (again.records_read, again.records_inserted, again.records_unchanged) == (3, 0, 3)
-    assert stored_counts("coincap") == (3, 3)
+    assert (again.records_read, again.records_inserted, again.records_unchanged) == (3, 3, 0)
+    assert stored_counts("coincap") == (6, 3)
 
 
 def test_a_changed_row_adds_an_observation_at_the_new_timestamp(httpserver):
@@ -126,8 +126,8 @@ def test_a_changed_row_adds_an_observation_at_the_new_timestamp(httpserver):
 
     run = ingest(source="coincap")
 
-    assert (run.records_inserted, run.records_unchanged) == (1, 2)
-    assert stored_counts("coincap") == (4, 4)
+    assert (run.records_inserted, run.records_unchanged) == (3, 0)
+    assert stored_counts("coincap") == (6, 4)
     latest = RawRecord.objects.filter(external_id="bitcoin").order_by("-id").first()
     assert latest.payload["timestamp"] == COINCAP_TIMESTAMP + 60_000
 

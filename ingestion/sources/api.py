@@ -102,20 +102,36 @@ class JsonApiSource(Source):
         wrap: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> list[Item]:
         """One item per provider id across the pages of a run: ranks move between requests,
-        so an id met again on a later page is skipped. A row without an id keeps its place
-        (`where(index)`) as its external id, and is rejected with it. The content hash is the
-        row's, whatever `wrap` adds to the stored payload."""
+        so an id met again on a later page is skipped. Within one page, a second row for an id
+        is a contradiction the provider made: it is kept and rejected, saying so. A row without
+        an id keeps its place (`where(index)`) as its external id, and is rejected with it. The
+        content hash is the row's, whatever `wrap` adds to the stored payload."""
         items = []
+        on_this_page: dict[str, int] = {}
         for index, row in enumerate(rows, start=1):
             coin_id = row.get("id")
+            rejection = ""
             if isinstance(coin_id, str) and coin_id:
-                if coin_id in seen:
-                    continue
-                seen.add(coin_id)
                 external_id = coin_id
+                if coin_id in on_this_page:
+                    first = rows[on_this_page[coin_id] - 1]
+                    if row == first:
+                        continue
+                    rejection = (
+                        f"provider id {coin_id!r} appears again in this page ({where(index)}) "
+                        f"with other values; the first row ({where(on_this_page[coin_id])}) is kept"
+                    )
+                    external_id = f"{coin_id} ({where(index)})"
+                elif coin_id in seen:
+                    continue
+                else:
+                    on_this_page[coin_id] = index
+                    seen.add(coin_id)
             else:
                 external_id = f"{where(index)} (no id)"
-            items.append(Item(external_id, wrap(row) if wrap else row, hash_payload(row)))
+            items.append(
+                Item(external_id, wrap(row) if wrap else row, hash_payload(row), rejection)
+            )
         return items
 
 

@@ -29,6 +29,9 @@ class Item:
     external_id: str
     payload: dict[str, Any]
     content_hash: str
+    # Set when the source already knows the item cannot be loaded (a second, different row for
+    # a provider id in one page; a CSV line too long to parse): it is kept and rejected with it.
+    rejection: str = ""
 
 
 def hash_payload(payload: Any) -> str:

@@ -9,11 +9,9 @@ Every value is a string (`"rank": "1"`, 16-decimal prices); only the response ha
 `timestamp` in epoch milliseconds, which is the observation time of every row in it.
 
 Stored payload and "unchanged": the raw record keeps `{"item": row, "timestamp": ms}`, so
-`normalize` works from the raw record alone. The content hash covers the row only: the
-response timestamp changes on every call, and a row whose values did not move since the last
-run is the same observation, so it writes nothing. The row's first sighting keeps its time.
-A row that returns to exactly the values of an earlier sighting (every 16-decimal field equal)
-is also treated as already stored; with live prices this does not happen in practice.
+`normalize` works from the raw record alone. The content hash covers the row only: a row whose
+values did not move since the last run stores no second raw record (the first sighting keeps its
+time there), but it is still an observation at this response's time, and becomes a quote then.
 """
 
 from __future__ import annotations

@@ -35,6 +35,11 @@ from ingestion.normalize import (
 from ingestion.sources.base import Item, Source, SourceError
 
 _CHUNK = 1 << 20
+# A daily price row is well under a kilobyte. A longer line is rejected without being parsed
+# (csv refuses fields over 128 KiB anyway), and only this much of it is ever in memory.
+MAX_LINE_BYTES = 64 * 1024
+# How much of a rejected line is kept for inspection.
+_KEPT_TEXT = 500
 # How many leading lines may precede the header (CryptoDataDownload puts its URL first).
 _MAX_PREAMBLE_LINES = 3
 
@@ -231,10 +236,12 @@ class CsvSource(Source):
             yield from self._rows(handle, layout, header, symbol)
 
     def _read_header(self, handle: Any) -> tuple[Layout, list[str], int, int]:
+        self._check_encoding(handle.read(4096))
+        handle.seek(0)
         offset = 0
         seen: list[list[str]] = []
         for line_no in range(1, _MAX_PREAMBLE_LINES + 2):
-            raw = handle.readline()
+            raw = handle.readline(MAX_LINE_BYTES)
             if not raw:
                 break
             offset += len(raw)
@@ -251,7 +258,29 @@ class CsvSource(Source):
             seen.append(header)
         if not seen:
             raise SourceError(f"{self.path}: the file is empty")
-        raise SourceError(f"{self.path}: {unrecognised_layout_message(seen[0])}")
+        raise SourceError(f"{self.path}: line 1: {unrecognised_layout_message(seen[0])}")
+
+    def _check_encoding(self, head: bytes) -> None:
+        """Refuse, by name, an encoding other than UTF-8 (Excel saves "Unicode text" as UTF-16)."""
+        wide = {b"\xff\xfe": "UTF-16 (little-endian)", b"\xfe\xff": "UTF-16 (big-endian)"}.get(
+            head[:2]
+        )
+        if wide is None and head.count(b"\x00") * 4 >= len(head) > 0:
+            wide = "UTF-16 or another wide encoding (NUL bytes between the characters)"
+        if wide is not None:
+            raise SourceError(
+                f"{self.path}: the file is {wide}, not UTF-8; convert it first, e.g. "
+                "iconv -f UTF-16 -t UTF-8"
+            )
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 3:  # not a character cut off by the 4 KiB window
+                line = head.count(b"\n", 0, exc.start) + 1
+                raise SourceError(
+                    f"{self.path}: line {line}: byte 0x{head[exc.start]:02x} is not UTF-8; "
+                    "save the file as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)"
+                ) from None
 
     def _file_symbol(self, layout: Layout) -> str | None:
         if layout is not YAHOO:
@@ -292,20 +321,60 @@ class CsvSource(Source):
         columns = len(header)
         line_no = state["line"]
 
+        # Lines too long to parse, by line number: each comes out of csv as a blank row and is
+        # rejected there.
+        too_long: dict[int, int] = {}
+
         def lines() -> Iterator[str]:
             nonlocal line_no
-            for raw in handle:
+            while raw := handle.readline(MAX_LINE_BYTES + 1):
                 line_no += 1
+                size = len(raw)
+                if size > MAX_LINE_BYTES:
+                    # Read through the rest of the line without keeping it.
+                    hasher.update(raw)
+                    while not raw.endswith(b"\n") and (raw := handle.readline(_CHUNK)):
+                        hasher.update(raw)
+                        size += len(raw)
+                    too_long[line_no] = size
+                    if raw.endswith(b"\n"):
+                        state["offset"] += size
+                        state["line"] = line_no
+                    yield "\n"
+                    continue
                 # A last line without its newline may still be being written: it is read, but
                 # the checkpoint stays before it, so the next run reads it again, whole.
                 if raw.endswith(b"\n"):
                     hasher.update(raw)
-                    state["offset"] += len(raw)
+                    state["offset"] += size
                     state["line"] = line_no
                 yield raw.decode("utf-8", errors="replace")
 
+        def rejected(reason: str, text: str) -> Item:
+            payload = {"layout": layout.name, "error": reason, "text": text[:_KEPT_TEXT]}
+            digest = hashlib.sha256(f"{prefix}\x1e{line_no}\x1e{reason}".encode()).hexdigest()
+            return Item(f"{file_name}:{line_no}"[-255:], payload, digest, reason)
+
         prefix = f"{layout.name}\x1f{symbol or ''}\x1f"
-        for fields in csv.reader(lines()):
+        reader = csv.reader(lines())
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield rejected(f"line {line_no}: unreadable CSV: {exc}", "")
+                continue
+            if too_long:
+                for number, size in too_long.items():
+                    yield Item(
+                        f"{file_name}:{number}"[-255:],
+                        {"layout": layout.name, "error": "line too long"},
+                        hashlib.sha256(f"{prefix}\x1e{number}\x1e{size}".encode()).hexdigest(),
+                        f"line {number} is {size:,} bytes, longer than the "
+                        f"{MAX_LINE_BYTES:,} a row may have",
+                    )
+                too_long.clear()
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue  # blank line
             if len(fields) == columns:

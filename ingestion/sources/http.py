@@ -15,6 +15,7 @@ import contextlib
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import socket
@@ -276,6 +277,22 @@ def error_message(data: Any) -> tuple[int | None, str | None]:
     return None, None
 
 
+def _parse_int(text: str) -> Any:
+    return int(text) if len(text) <= 4000 else text
+
+
+def _parse_float(text: str) -> Any:
+    number = float(text)
+    return number if math.isfinite(number) else text
+
+
+def parse_json(body: bytes) -> Any:
+    """A provider's JSON body, every value storable as JSON again: a number Python cannot hold
+    as it is (NaN, Infinity, 1e5000, an integer of more than 4,000 digits) stays the text
+    received, so that item is rejected, not the whole response."""
+    return json.loads(body, parse_constant=str, parse_int=_parse_int, parse_float=_parse_float)
+
+
 def _is_html(response: requests.Response) -> bool:
     content_type = response.headers.get("content-type", "").lower()
     head = response.content.lstrip()[:15].lower()
@@ -488,8 +505,11 @@ class JsonClient:
                 retryable=True,
             )
         body = response.content
+        # A provider that echoes the key back in its body must not get it into the raw data.
+        for secret in self._secrets:
+            body = body.replace(secret.encode(), REDACTED.encode())
         try:
-            return json.loads(body)
+            return parse_json(body)
         except UnicodeDecodeError:
             reason = "a body that is not UTF-8 text"
         except json.JSONDecodeError as exc:
