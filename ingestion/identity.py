@@ -1,7 +1,9 @@
 """Identity resolution: which canonical `Asset` a provider's id stands for.
 
 For an id seen for the first time, in this order:
-1. the reference mapping (data/reference_assets.csv): the canonical asset, verified;
+1. the reference mapping (data/reference_assets.csv): the canonical asset, verified; a file row
+   with a symbol and no name (Yahoo, CryptoDataDownload) maps to the one reference asset with
+   that symbol, if there is exactly one, as a guess to review (method `reference_symbol`);
 2. (an id seen before keeps its `AssetIdentifier`, whatever made it);
 3. a cross-provider match on normalized name AND symbol, when exactly one asset matches;
 4. otherwise a new canonical asset, flagged unverified.
@@ -13,6 +15,7 @@ Everything is per batch (a handful of queries whatever the batch size), never pe
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +28,8 @@ from django.utils.text import slugify
 from ingestion.reference import ReferenceAsset, normalize_name, reference_index
 from prices.models import Asset, AssetIdentifier
 
+logger = logging.getLogger(__name__)
+
 Method = AssetIdentifier.Method
 _CREATE_ATTEMPTS = 3
 SYMBOL_LENGTH = Asset._meta.get_field("symbol").max_length
@@ -33,6 +38,7 @@ CONFIDENCE = {
     Method.REFERENCE: Decimal(1),
     Method.MANUAL: Decimal(1),
     Method.CROSS_PROVIDER: Decimal("0.8"),
+    Method.REFERENCE_SYMBOL: Decimal("0.5"),
     Method.NEW: Decimal(0),
 }
 
@@ -81,9 +87,26 @@ def resolve_assets(
             )
         )
     }
-    reference_ids = _reference_assets(from_reference.values())
+    by_symbol = {
+        asset.external_id: found
+        for asset in missing
+        if asset.external_id not in from_reference
+        and not asset.name
+        and (found := reference.lookup_symbol(source=source, symbol=asset.symbol))
+    }
+    reference_ids = _reference_assets([*from_reference.values(), *by_symbol.values()])
     for external_id, found in from_reference.items():
         matches[external_id] = (reference_ids[found.slug], Method.REFERENCE)
+    for external_id, found in by_symbol.items():
+        matches[external_id] = (reference_ids[found.slug], Method.REFERENCE_SYMBOL)
+        logger.warning(
+            "%s %r has no name: mapped to %s, the only reference asset with that symbol "
+            "(method %s; review it in the admin)",
+            source,
+            external_id,
+            found.slug,
+            Method.REFERENCE_SYMBOL,
+        )
 
     unmatched = [asset for asset in missing if asset.external_id not in matches]
     for attempt in range(1, _CREATE_ATTEMPTS + 1):

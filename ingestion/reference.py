@@ -30,6 +30,8 @@ class ReferenceAsset:
 class ReferenceIndex:
     by_provider_id: dict[tuple[str, str], ReferenceAsset]
     by_symbol_and_name: dict[tuple[str, str], ReferenceAsset]
+    # Symbols that name exactly one asset of the mapping.
+    by_unique_symbol: dict[str, ReferenceAsset]
     slugs: frozenset[str]
 
     def lookup(
@@ -41,6 +43,14 @@ class ReferenceIndex:
         if found is None and source not in PROVIDER_COLUMNS and name:
             found = self.by_symbol_and_name.get((symbol.upper(), normalize_name(name)))
         return found
+
+    def lookup_symbol(self, *, source: str, symbol: str) -> ReferenceAsset | None:
+        """For a file row with a symbol and no name (Yahoo, CryptoDataDownload): the reference
+        asset when exactly one has that symbol. A guess, recorded as one, for an operator to
+        review; provider ids never match this way."""
+        if source in PROVIDER_COLUMNS:
+            return None
+        return self.by_unique_symbol.get(symbol.upper())
 
 
 def normalize_name(name: str) -> str:
@@ -58,6 +68,7 @@ def _load(path: Path) -> ReferenceIndex:
     by_provider_id: dict[tuple[str, str], ReferenceAsset] = {}
     by_symbol_and_name: dict[tuple[str, str], ReferenceAsset] = {}
     slugs: set[str] = set()
+    by_symbol: dict[str, list[ReferenceAsset]] = {}
     with path.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             asset = ReferenceAsset(
@@ -70,9 +81,11 @@ def _load(path: Path) -> ReferenceIndex:
                 if external_id := (row.get(column) or "").strip():
                     by_provider_id[(source, external_id)] = asset
             by_symbol_and_name.setdefault((asset.symbol, normalize_name(asset.name)), asset)
+            by_symbol.setdefault(asset.symbol, []).append(asset)
             slugs.add(asset.slug)
     return ReferenceIndex(
         by_provider_id=by_provider_id,
         by_symbol_and_name=by_symbol_and_name,
+        by_unique_symbol={symbol: found[0] for symbol, found in by_symbol.items() if len(found) == 1},
         slugs=frozenset(slugs),
     )

@@ -43,6 +43,7 @@ class AssetIdentifier(models.Model):
 
     class Method(models.TextChoices):
         REFERENCE = "reference", "reference mapping"
+        REFERENCE_SYMBOL = "reference_symbol", "reference mapping, by symbol only (review)"
         CROSS_PROVIDER = "cross_provider", "cross-provider name and symbol match"
         NEW = "new", "new asset"
         MANUAL = "manual", "set by an operator"

@@ -68,9 +68,12 @@ def test_colliding_symbols_stay_separate(small_reference):
     bridged = resolve("coingecko", "bridged-usdc-polygon", "usdc", "Bridged USDC (Polygon)")
     symbol_only = resolve("csv", "USDC", "USDC", "")
 
-    assert len({usdc.pk, bridged.pk, symbol_only.pk}) == 3
-    assert usdc.verified and not bridged.verified and not symbol_only.verified
+    assert usdc != bridged
+    assert usdc.verified and not bridged.verified
     assert AssetIdentifier.objects.get(external_id="bridged-usdc-polygon").method == "new"
+    # A file row with no name is a guess onto the one reference USDC, recorded as a guess.
+    assert symbol_only == usdc
+    assert AssetIdentifier.objects.get(source="csv").method == "reference_symbol"
 
 
 def test_unknown_coin_matches_across_providers_on_name_and_symbol(small_reference):
