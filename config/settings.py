@@ -8,6 +8,11 @@ import logging
 from pathlib import Path
 
 import environ
+from django.core.checks.security.base import (
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
@@ -25,6 +30,22 @@ def env_path(name: str, default: Path) -> Path:
     return Path(env.str(name, default="") or default)
 
 
+def secret_key_is_strong(key: str) -> bool:
+    """Django's rule for a production key (the security.W009 check of `check --deploy`)."""
+    return (
+        len(key) >= SECRET_KEY_MIN_LENGTH
+        and len(set(key)) >= SECRET_KEY_MIN_UNIQUE_CHARACTERS
+        and not key.startswith(SECRET_KEY_INSECURE_PREFIX)
+    )
+
+
+def proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """'X-Forwarded-Proto' -> ('HTTP_X_FORWARDED_PROTO', 'https'); empty -> None (not trusted)."""
+    if not name.strip():
+        return None
+    return ("HTTP_" + name.strip().upper().replace("-", "_"), "https")
+
+
 DEBUG = env.bool("DEBUG", default=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -32,9 +53,34 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 # DEBUG off and no SECRET_KEY here. Commands that sign nothing (migrate, ingest, checks, cron
 # jobs) run with a throwaway key per process, so none is ever written down as a default.
 SECRET_KEY_FROM_ENVIRONMENT = bool(SECRET_KEY)
+# A guessable key lets anyone forge sessions and CSRF tokens: with DEBUG off, a key from the
+# environment must pass Django's own deploy check (length, variety, no "django-insecure-").
+if not DEBUG and SECRET_KEY_FROM_ENVIRONMENT and not secret_key_is_strong(SECRET_KEY):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is too weak to run with DEBUG off ({len(SECRET_KEY)} characters): it needs "
+        f"at least {SECRET_KEY_MIN_LENGTH} characters, {SECRET_KEY_MIN_UNIQUE_CHARACTERS} of them "
+        f"different, and no {SECRET_KEY_INSECURE_PREFIX!r} prefix; make one with: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 SECRET_KEY = SECRET_KEY or get_random_secret_key()
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+# HTTPS, for a deployment behind a TLS proxy: all off by default, for local runs over plain
+# HTTP; docker-compose.yml turns them on (README, "Deployment guide"), and with them on
+# `manage.py check --deploy` passes.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# The container health check and Prometheus ask over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+# Set but empty (as in a copied .env.example) means 0, no HSTS header.
+SECURE_HSTS_SECONDS = int(env.str("SECURE_HSTS_SECONDS", default="") or 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+# The header the TLS proxy sets to "https" (e.g. X-Forwarded-Proto): a request carrying it is
+# taken as secure. Only when every request comes through that proxy, which must overwrite it.
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env.str("SECURE_PROXY_SSL_HEADER", default=""))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
