@@ -4,11 +4,17 @@ The views declare their success bodies; the errors come from cross-cutting code 
 handler, throttling, authentication, parameter validation), so they are added here once: a shared
 `Error` component and, per operation, 400 where it takes parameters or a body, 401 for a bad
 token, 404 where it has a path id, and 429 where it is throttled.
+
+The rules behind those 400s that the filters cannot state themselves are added here too: a query
+parameter given empty is refused (`minLength: 1` on string parameters), and `source` is one of
+the ingestion sources' names, which the prices and runs apps that declare it may not import.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from config.filters import source_choices
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -34,6 +40,17 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
+def _document_query_rules(params: list[dict[str, Any]]) -> None:
+    for param in params:
+        schema = param.get("schema", {})
+        if param["in"] != "query" or schema.get("type") != "string":
+            continue
+        if param["name"] == "source" and "enum" not in schema:
+            schema["enum"] = [name for name, _ in source_choices()]
+        if "enum" not in schema:
+            schema.setdefault("minLength", 1)
+
+
 def add_error_responses(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
@@ -42,6 +59,7 @@ def add_error_responses(
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             params = operation.get("parameters", [])
+            _document_query_rules(params)
             if any(p["in"] == "query" for p in params) or "requestBody" in operation:
                 responses.setdefault("400", _error("A parameter or the body is invalid."))
             responses.setdefault("401", _error("The token is missing or invalid."))
