@@ -4,6 +4,11 @@ The run row is created here, synchronously, so the caller gets its id (or a clea
 running") at once. The work itself runs in a separate `manage.py ingest --run-id N` process in its
 own session: it survives the request, a gunicorn worker restart and a client that hangs up, and it
 records progress and outcome on the same run, visible in /runs.
+
+The run is created `queued`: the process that works it takes it up (`Run.claim`), which makes it
+`running` and takes its owner lock there, in the process that lives as long as the work. A queued
+run is not judged by that lock; one that no process took up within `runs.models.QUEUED_GRACE` is
+taken over by the next run.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ def triggerable_sources() -> tuple[str, ...]:
 
 
 def start_run(*, source: str) -> Run:
-    """Create a running `api` run of `source` and hand it to a detached ingest process.
+    """Create a queued `api` run of `source` and hand it to a detached ingest process.
 
     Raises `RunAlreadyActive` when that source is running, `SourceNotConfigured` when it cannot
     run here, and `LaunchFailed` when no process could be started.
@@ -47,6 +52,7 @@ def start_run(*, source: str) -> Run:
         trigger=Run.Trigger.API,
         options={"requested_via": "http"},
         stale_after=timedelta(seconds=settings.ETL_STALE_RUN_SECONDS),
+        queued=True,
     )
     try:
         launch(run_id=run.pk, source=source)
@@ -62,8 +68,9 @@ def launch(*, run_id: int, source: str) -> subprocess.Popen[bytes]:
     """Run `manage.py ingest` for an already started run in a new session, not waited for.
 
     Its output goes where the server's goes (the container log). A process that dies before
-    finishing leaves the run `running` with an old heartbeat; the next run takes it over as
-    stale after ETL_STALE_RUN_SECONDS.
+    finishing leaves the run `running` or, if it never took the run up, `queued`; on PostgreSQL
+    the next run takes the first over at once (its lock ended with its session) and the second
+    after `QUEUED_GRACE`, and on SQLite either after ETL_STALE_RUN_SECONDS.
     """
     command = [
         sys.executable,
