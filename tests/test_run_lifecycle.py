@@ -71,16 +71,27 @@ def terminate(session: psycopg2.extensions.connection, pid: int) -> None:
         assert cursor.fetchone()[0], f"backend {pid} was not terminated"
 
 
-def wait_until_gone(session: psycopg2.extensions.connection, pid: int) -> None:
-    """Until the server has noticed that backend `pid`'s client died (milliseconds)."""
-    deadline = time.monotonic() + 10
+OTHER_BACKENDS = (
+    "SELECT pid, backend_xid IS NOT NULL FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> %s"
+)
+
+
+def child_backends(session: psycopg2.extensions.connection) -> dict[int, bool]:
+    """The backends on the test database other than this test's two sessions: pid -> whether
+    it is in a transaction that has written."""
     with session.cursor() as cursor:
-        while True:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
-            if not cursor.fetchone()[0]:
-                return
-            assert time.monotonic() < deadline, f"backend {pid} outlived its killed client"
-            time.sleep(0.05)
+        cursor.execute(OTHER_BACKENDS, [connection.connection.get_backend_pid()])
+        return dict(cursor.fetchall())
+
+
+def wait_until_alone(session: psycopg2.extensions.connection) -> None:
+    """Until the server has noticed that the killed child's backends lost their client
+    (milliseconds)."""
+    deadline = time.monotonic() + 10
+    while backends := child_backends(session):
+        assert time.monotonic() < deadline, f"backends {list(backends)} outlived their client"
+        time.sleep(0.05)
 
 
 def start_child(command: list[str], tmp_path: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -232,7 +243,7 @@ def test_after_a_kill_9_of_ingest_the_next_run_starts_at_once(tmp_path):
         child.wait()
     session = other_session()
     try:
-        wait_until_gone(session, victim.session_pid)
+        wait_until_alone(session)
     finally:
         session.close()
     victim.refresh_from_db()
@@ -255,26 +266,22 @@ def test_after_a_kill_9_of_ingest_the_next_run_starts_at_once(tmp_path):
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_after_a_kill_9_of_renormalize_the_next_run_starts_at_once(tmp_path):
-    ingest(source="csv", path=str(many_rows_csv(tmp_path / "many.csv", days=300)))
+    # Many small batches stored: a renormalize of them takes long enough to be killed in it.
+    ingest(source="csv", path=str(many_rows_csv(tmp_path / "many.csv", days=300)), batch_size=10)
     child = start_child(["renormalize", "--source", "csv"], tmp_path, ETL_BATCH_SIZE="10")
     session = other_session()
     try:
 
         def rebuilding(run: Run) -> bool:
-            with session.cursor() as cursor:  # its one long transaction has begun writing
-                cursor.execute(
-                    "SELECT backend_xid IS NOT NULL FROM pg_stat_activity WHERE pid = %s",
-                    [run.session_pid],
-                )
-                row = cursor.fetchone()
-            return run.kind == Run.Kind.RENORMALIZE and bool(row and row[0])
+            # Its one long transaction has begun writing.
+            return run.kind == Run.Kind.RENORMALIZE and any(child_backends(session).values())
 
         try:
             victim = wait_for_run(child, tmp_path, rebuilding)
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait()
-        wait_until_gone(session, victim.session_pid)
+        wait_until_alone(session)
     finally:
         session.close()
 
@@ -295,7 +302,7 @@ def test_a_terminated_backend_fails_the_run_with_a_clear_error(write_csv):
 
     def kill_the_session(run: Run) -> None:
         if run.records_read == 2:
-            terminate(session, run.session_pid)
+            terminate(session, connection.connection.get_backend_pid())
 
     try:
         run = ingest(source="csv", path=str(path), batch_size=2, on_batch=kill_the_session)
@@ -330,7 +337,7 @@ def test_a_second_terminate_during_the_reconnect_is_survived(write_csv):
 
     def kill_the_session(run: Run) -> None:
         if run.records_read == 2:
-            terminate(session, run.session_pid)
+            terminate(session, connection.connection.get_backend_pid())
             connection_created.connect(kill_the_first_reconnect)
 
     try:
@@ -352,10 +359,10 @@ def test_a_terminated_renormalize_fails_with_a_clear_error(write_csv):
     session = other_session()
 
     def kill_the_session(run: Run) -> None:
-        terminate(session, run.session_pid)
+        terminate(session, connection.connection.get_backend_pid())
 
     try:
-        run = renormalize(source="csv", batch_size=2, on_batch=kill_the_session)
+        run = renormalize(source="csv", on_batch=kill_the_session)
     finally:
         session.close()
 
