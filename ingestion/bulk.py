@@ -1,83 +1,47 @@
-"""Set-based writes for the pipeline's hot path, which report what they did.
+"""The one write path: a fetched unit stored once, then its quotes upserted, with counts.
 
-On PostgreSQL a whole batch (raw records and their normalized values) is streamed with one COPY
-into a temporary staging table. One statement inserts the raw records
-(`INSERT ... ON CONFLICT DO NOTHING`) and marks the staged rows it stored; the provider ids of
-those rows are resolved to assets; a second statement upserts their quotes
-(`INSERT ... ON CONFLICT DO UPDATE`) and returns only counts. The unique indexes do the duplicate
-checks while inserting: no lookups, no per-row SQL, no model instances, no ids sent back and
-forth. Elsewhere (SQLite) the ORM looks up what exists and bulk-inserts the rest. Both paths give
-the same rows and the same counts; callers hold the transaction.
+`store_unit` keeps a unit's bytes once per (source, content hash). `write_batch` writes one
+prepared batch of observations: on PostgreSQL one COPY into a temporary staging table and one
+`INSERT ... ON CONFLICT DO UPDATE` that overwrites a stored quote only when a value differs and
+returns only counts; elsewhere (SQLite) the ORM looks up what exists and bulk-writes the rest.
+Both give the same rows and the same counts; callers hold the transaction. Ingest, renormalize
+and backfill all write through here.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.db import connection
+from django.utils import timezone
 
-from ingestion.models import RawRecord
+from ingestion.models import RawUnit, Rejection, compress
+from ingestion.normalize import Observation
+from ingestion.sources.base import Unit
 from prices.models import Quote
 
-QUOTE_VALUE_FIELDS = ("price_usd", "market_cap_usd", "volume_24h_usd", "percent_change_24h")
-QUOTE_COLUMNS = (
-    "asset_id",
-    "source",
-    "observed_at",
-    *QUOTE_VALUE_FIELDS,
-    "raw_record_id",
-    "run_id",
+# The values of a quote that an upsert compares and overwrites.
+QUOTE_VALUE_FIELDS = (
+    "price_usd",
+    "market_cap_usd",
+    "volume_24h_usd",
+    "percent_change_24h",
+    "open_usd",
+    "high_usd",
+    "low_usd",
+    "interval",
 )
 
 
-def _quote_upsert() -> str:
-    """The conflict clause of both quote upserts: a stored quote at the same (asset, source,
-    time) is overwritten only when one of its values differs."""
-    table = Quote._meta.db_table
-    changed = " OR ".join(
-        f"{table}.{name} IS DISTINCT FROM EXCLUDED.{name}" for name in QUOTE_VALUE_FIELDS
-    )
-    updates = ", ".join(
-        f"{name} = EXCLUDED.{name}" for name in (*QUOTE_VALUE_FIELDS, "raw_record_id", "run_id")
-    )
-    return f"ON CONFLICT (asset_id, source, observed_at) DO UPDATE SET {updates} WHERE {changed}"
-
-
-_QUOTE_UPSERT = _quote_upsert()
-
-
-class RawRow(NamedTuple):
-    source: str
-    run_id: int
-    external_id: str
-    payload: dict[str, Any]
-    content_hash: str
-    fetched_at: datetime
-    rejection_reason: str
-
-
-class QuoteRow(NamedTuple):
-    asset_id: int
-    source: str
-    observed_at: datetime
-    price_usd: Decimal
-    market_cap_usd: Decimal | None
-    volume_24h_usd: Decimal | None
-    percent_change_24h: Decimal | None
-    raw_record_id: int
-    run_id: int
-
-
-class QuoteCounts(NamedTuple):
-    inserted: int
-    updated: int
+@dataclass
+class Written:
+    inserted: int  # quotes inserted
+    updated: int  # stored quotes whose values changed
 
 
 def _postgres() -> bool:
@@ -95,276 +59,238 @@ def relax_commit_durability() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def insert_raw_records(rows: Sequence[RawRow]) -> tuple[dict[str, int], set[str]]:
-    """Insert the raw records whose (source, content hash) is not stored yet (the ORM path).
-
-    Returns {content hash: id} of every row, stored before or now, and the hashes inserted now.
-    Content hashes must be unique within `rows`.
-    """
-    if not rows:
-        return {}, set()
-    source = rows[0].source
-    ids = dict(
-        RawRecord.objects.filter(
-            source=source, content_hash__in=[row.content_hash for row in rows]
-        ).values_list("content_hash", "id")
+def store_unit(*, source: str, run_id: int, unit: Unit) -> tuple[int, bool]:
+    """Keep `unit` as received, once: its id, and whether it is new (not stored before)."""
+    digest = unit.content_hash()
+    found = RawUnit.objects.filter(source=source, content_hash=digest).values_list("id", flat=True)
+    if existing := found.first():
+        return existing, False
+    stored = RawUnit.objects.create(
+        source=source,
+        run_id=run_id,
+        kind=unit.kind,
+        fetched_at=timezone.now(),
+        url=unit.url,
+        file_name=unit.file_name,
+        byte_start=unit.byte_start,
+        byte_end=unit.byte_end,
+        line_start=unit.line_start,
+        line_end=unit.line_end,
+        context=unit.context,
+        media_type=unit.media_type,
+        content=compress(unit.data),
+        size=len(unit.data),
+        items=len(unit.items),
+        content_hash=digest,
     )
-    created = RawRecord.objects.bulk_create(
-        RawRecord(**row._asdict()) for row in rows if row.content_hash not in ids
+    return stored.pk, True
+
+
+def store_rejections(
+    *, source: str, run_id: int, raw_unit_id: int | None, rejections: Sequence[tuple[str, str, str]]
+) -> None:
+    """One row per rejected item: (location, reason, text), all already bounded."""
+    now = timezone.now()
+    Rejection.objects.bulk_create(
+        Rejection(
+            source=source,
+            run_id=run_id,
+            raw_unit_id=raw_unit_id,
+            location=location,
+            reason=reason,
+            text=text,
+            created_at=now,
+        )
+        for location, reason, text in rejections
     )
-    new = {record.content_hash: record.pk for record in created}
-    return {**ids, **new}, set(new)
 
 
-# --- PostgreSQL: one COPY and one statement per batch ---------------------------------------------
+# --- quotes -----------------------------------------------------------------------------------
 
-STAGE_TABLE = "_stage_batch"
-# The staging table: each raw row of a batch with its normalized values, and the id of its raw
-# record once this batch has stored it.
+# The staging table: one row per accepted item, located in its unit, with the provider id that
+# names its asset.
 _STAGE = (
-    ("ord", "integer"),
-    ("external_id", "text"),
-    ("payload", "jsonb"),
-    ("content_hash", "text"),
-    ("rejection_reason", "text"),
+    ("position", "integer"),
     ("identity", "text"),
     ("observed_at", "timestamptz"),
-    *((name, "numeric") for name in QUOTE_VALUE_FIELDS),
-    ("raw_record_id", "bigint"),
-    ("stored_now", "boolean"),
+    *((name, "text" if name == "interval" else "numeric") for name in QUOTE_VALUE_FIELDS),
 )
-STAGE_COLUMNS = tuple(name for name, _ in _STAGE[:-2])  # what encode_batch writes
+STAGE_TABLE = "_stage_quotes"
 
 
-class BatchWrite(NamedTuple):
-    inserted: int  # quotes inserted
-    updated: int  # stored quotes whose values changed
-    rejections: list[tuple[str, str]]  # (where, reason) of rejected rows not stored before
-
-
-# A JSON \u0000 escape: one preceded by an even number of backslashes (an odd number would
-# make it the text "\u0000" after an escaped backslash).
-_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
-
-
-def _without_nul(text: str) -> str:
-    """JSON text with each NUL character replaced by U+FFFD: jsonb refuses NUL."""
-    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
-
-
-def encode_batch(rows: Sequence[RawRow], observations: Mapping[str, Any]) -> str:
-    """The batch as CSV text for COPY into the staging table: each raw row with its normalized
-    values (empty for a rejected row). Pure Python, so it can run while the database works.
-
-    `observations` maps content hashes to `ingestion.normalize.Observation`s.
-    """
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    empty = ("",) * (2 + len(QUOTE_VALUE_FIELDS))
+def encode_batch(observations: Sequence[tuple[int, Observation]]) -> str:
+    """The observations as CSV text for COPY into the staging table. Pure Python, so it can run
+    while the database writes the batch before."""
     buffer = io.StringIO()
-    write = csv.writer(buffer).writerow
-    for ord_, row in enumerate(rows):
-        observation = observations.get(row.content_hash)
-        if observation is None:
-            values: tuple[Any, ...] = empty
-        else:
-            values = (
-                observation.identity,
-                observation.observed_at.isoformat(),
-                observation.price_usd,
-                observation.market_cap_usd,
-                observation.volume_24h_usd,
-                observation.percent_change_24h,
-            )
-        write(
-            (
-                ord_,
-                row.external_id,
-                _without_nul(encode(row.payload)),
-                row.content_hash,
-                row.rejection_reason,
-                *values,
-            )
+    # None becomes an unquoted empty field, which COPY reads as NULL.
+    csv.writer(buffer).writerows(
+        (
+            position,
+            o.identity,
+            o.observed_at.isoformat(),
+            o.price_usd,
+            o.market_cap_usd,
+            o.volume_24h_usd,
+            o.percent_change_24h,
+            o.open_usd,
+            o.high_usd,
+            o.low_usd,
+            o.interval,
         )
+        for position, o in observations
+    )
     return buffer.getvalue()
 
 
-def write_staged_batch(
+def _upsert_clause() -> str:
+    """A stored quote at the same (asset, time, source) is overwritten only when one of its
+    values differs: the last value received wins, and an unchanged one writes nothing."""
+    table = Quote._meta.db_table
+    changed = " OR ".join(
+        f"{table}.{name} IS DISTINCT FROM EXCLUDED.{name}" for name in QUOTE_VALUE_FIELDS
+    )
+    updates = ", ".join(
+        f"{name} = EXCLUDED.{name}"
+        for name in (*QUOTE_VALUE_FIELDS, "raw_unit_id", "raw_position", "run_id")
+    )
+    return f"ON CONFLICT (asset_id, observed_at, source) DO UPDATE SET {updates} WHERE {changed}"
+
+
+_UPSERT = _upsert_clause()
+
+
+def write_quotes(
     *,
     source: str,
     run_id: int,
-    fetched_at: datetime,
-    staged: str,
-    resolve: Callable[[list[str]], Mapping[str, int]],
-) -> BatchWrite:
-    """Write a batch encoded by `encode_batch` (PostgreSQL).
+    raw_unit_id: int,
+    observations: Sequence[tuple[int, Observation]],
+    staged: str | None,
+    resolve: Callable[[list[Observation]], Mapping[str, int]],
+) -> Written:
+    """Upsert the quotes of one batch. `resolve` maps the batch's provider ids to canonical
+    asset ids. Where several items share an (asset, time), the last one in the unit wins."""
+    if not observations:
+        return Written(0, 0)
+    asset_ids = resolve([observation for _, observation in observations])
+    if staged is not None:
+        return _write_staged(
+            source=source,
+            run_id=run_id,
+            raw_unit_id=raw_unit_id,
+            staged=staged,
+            asset_ids=asset_ids,
+        )
+    return _write_orm(
+        source=source,
+        run_id=run_id,
+        raw_unit_id=raw_unit_id,
+        observations=observations,
+        asset_ids=asset_ids,
+    )
 
-    The raw records go in first. `resolve` then gets the provider ids of the accepted rows
-    among those just inserted (nothing else: rows stored before leave assets alone) and returns
-    their canonical asset ids. Quotes are written for those rows; where several rows of the batch
-    share an (asset, time), the last one wins.
-    """
-    raw_table, quote_table = RawRecord._meta.db_table, Quote._meta.db_table
-    raw_columns = "source, run_id, external_id, payload, content_hash, fetched_at, rejection_reason"
-    quote_columns = ", ".join(QUOTE_COLUMNS)
+
+def _write_staged(
+    *, source: str, run_id: int, raw_unit_id: int, staged: str, asset_ids: Mapping[str, int]
+) -> Written:
+    table = Quote._meta.db_table
     values = ", ".join(QUOTE_VALUE_FIELDS)
+    columns = f"asset_id, source, observed_at, {values}, raw_unit_id, raw_position, run_id"
     with connection.cursor() as cursor:
-        definition = ", ".join(f"{name} {type_}" for name, type_ in _STAGE)
-        _copy_into_stage(
-            cursor,
-            name=STAGE_TABLE,
-            shape=f"({definition}) ON COMMIT DELETE ROWS",
-            columns=STAGE_COLUMNS,
-            data=staged,
-            options=", FORCE_NOT_NULL (external_id, rejection_reason)",
-        )
-        # Content stored before (an earlier run, a re-read file) is skipped by the unique index;
-        # the rows inserted get their new id in the staging table.
+        definition = ", ".join(f'"{name}" {type_}' for name, type_ in _STAGE)
         cursor.execute(
-            f"""
-            WITH raw AS (
-                INSERT INTO {raw_table} ({raw_columns})
-                SELECT %(source)s, %(run_id)s, external_id, payload, content_hash,
-                       %(fetched_at)s, rejection_reason
-                FROM {STAGE_TABLE} ORDER BY ord
-                ON CONFLICT (source, content_hash) DO NOTHING
-                RETURNING id, content_hash
-            )
-            UPDATE {STAGE_TABLE} AS s SET raw_record_id = raw.id, stored_now = true
-            FROM raw WHERE s.content_hash = raw.content_hash
-            """,
-            {"source": source, "run_id": run_id, "fetched_at": fetched_at},
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TABLE} ({definition}) "
+            "ON COMMIT DELETE ROWS"
         )
-        # Content stored before still counts: a value that returns to an earlier one (A, B, A)
-        # must end at A, though A's raw record exists. Found through the unique index.
-        cursor.execute(
-            f"""
-            UPDATE {STAGE_TABLE} AS s SET raw_record_id = r.id
-            FROM {raw_table} AS r
-            WHERE s.raw_record_id IS NULL AND s.rejection_reason = ''
-              AND r.source = %(source)s AND r.content_hash = s.content_hash
-            """,
-            {"source": source},
+        # Emptied at commit anyway, but several batches can share one transaction (renormalize).
+        cursor.execute(f"TRUNCATE {STAGE_TABLE}")
+        names = ", ".join(f'"{name}"' for name, _ in _STAGE)
+        cursor.copy_expert(
+            # An empty interval (a snapshot) is the empty string, not NULL.
+            f'COPY {STAGE_TABLE} ({names}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL ("interval"))',
+            io.StringIO(staged),
         )
-        cursor.execute(
-            f"SELECT DISTINCT identity FROM {STAGE_TABLE} "
-            "WHERE raw_record_id IS NOT NULL AND rejection_reason = ''"
-        )
-        identities = [identity for (identity,) in cursor.fetchall()]
-        asset_ids = resolve(identities) if identities else {}
         cursor.execute(
             f"""
             WITH latest AS (
                 SELECT DISTINCT ON (m.asset_id, s.observed_at)
-                       m.asset_id, s.observed_at, {values}, s.raw_record_id
+                       m.asset_id, s.observed_at, {values}, s.position
                 FROM {STAGE_TABLE} AS s
                 JOIN unnest(%(identities)s::text[], %(asset_ids)s::bigint[])
                      AS m (identity, asset_id) ON m.identity = s.identity
-                WHERE s.raw_record_id IS NOT NULL AND s.rejection_reason = ''
-                ORDER BY m.asset_id, s.observed_at, s.ord DESC
+                ORDER BY m.asset_id, s.observed_at, s.position DESC
             ),
             written AS (
-                INSERT INTO {quote_table} ({quote_columns})
-                SELECT asset_id, %(source)s, observed_at, {values}, raw_record_id, %(run_id)s
+                INSERT INTO {table} ({columns})
+                SELECT asset_id, %(source)s, observed_at, {values}, %(raw_unit_id)s, position,
+                       %(run_id)s
                 FROM latest
-                {_QUOTE_UPSERT}
+                {_UPSERT}
                 -- xmax is 0 on a row this statement inserted, and set on one it updated.
                 RETURNING (xmax = 0) AS inserted
             )
-            SELECT
-                (SELECT count(*) FROM written WHERE inserted),
-                (SELECT count(*) FROM written WHERE NOT inserted),
-                (SELECT coalesce(json_agg(json_build_array(external_id, rejection_reason)
-                                          ORDER BY ord), '[]')
-                 FROM {STAGE_TABLE} WHERE stored_now AND rejection_reason <> '')
+            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+            FROM written
             """,
             {
                 "source": source,
                 "run_id": run_id,
+                "raw_unit_id": raw_unit_id,
                 "identities": list(asset_ids),
                 "asset_ids": list(asset_ids.values()),
             },
         )
-        inserted, updated, rejections = cursor.fetchone()
-    if isinstance(rejections, str):
-        rejections = json.loads(rejections)
-    return BatchWrite(inserted, updated, [(where, reason) for where, reason in rejections])
+        inserted, updated = cursor.fetchone()
+    return Written(inserted, updated)
 
 
-def upsert_quotes(rows: Sequence[QuoteRow]) -> QuoteCounts:
-    """Insert new quotes; overwrite a stored quote at the same (asset, source, time) only when
-    one of its values differs. Keys must be unique within `rows`."""
-    if not rows:
-        return QuoteCounts(0, 0)
-    if not _postgres():
-        return _upsert_quotes_orm(rows)
-    table = Quote._meta.db_table
-    columns = ", ".join(QUOTE_COLUMNS)
-    with connection.cursor() as cursor:
-        buffer = io.StringIO()
-        # None becomes an unquoted empty field, which COPY reads as NULL.
-        csv.writer(buffer).writerows(
-            (*row[:2], row.observed_at.isoformat(), *row[3:]) for row in rows
+def _write_orm(
+    *,
+    source: str,
+    run_id: int,
+    raw_unit_id: int,
+    observations: Sequence[tuple[int, Observation]],
+    asset_ids: Mapping[str, int],
+) -> Written:
+    wanted: dict[tuple[int, datetime], tuple[int, Observation]] = {}
+    for position, observation in observations:
+        wanted[(asset_ids[observation.identity], observation.observed_at)] = (
+            position,
+            observation,
         )
-        _copy_into_stage(
-            cursor,
-            name=f"_stage_{table}",
-            shape=f"ON COMMIT DELETE ROWS AS SELECT {columns} FROM {table} WITH NO DATA",
-            columns=QUOTE_COLUMNS,
-            data=buffer.getvalue(),
-        )
-        # xmax is 0 on a row this statement inserted, and set on one it updated.
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _stage_{table} "
-            f"{_QUOTE_UPSERT} RETURNING (xmax = 0)"
-        )
-        outcomes = [inserted for (inserted,) in cursor.fetchall()]
-    inserted = sum(outcomes)
-    return QuoteCounts(inserted, len(outcomes) - inserted)
-
-
-def _copy_into_stage(
-    cursor: Any, *, name: str, shape: str, columns: Sequence[str], data: str, options: str = ""
-) -> None:
-    """COPY CSV `data` into the empty per-connection temporary table `name`, created on first
-    use as `CREATE TEMPORARY TABLE name <shape>`."""
-    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} {shape}")
-    # Emptied at commit anyway, but several batches can share one transaction (in tests).
-    cursor.execute(f"TRUNCATE {name}")
-    cursor.copy_expert(
-        f"COPY {name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv{options})",
-        io.StringIO(data),
-    )
-
-
-def _upsert_quotes_orm(rows: Sequence[QuoteRow]) -> QuoteCounts:
-    wanted = {(row.asset_id, row.observed_at): row for row in rows}
-    source = rows[0].source
     stored = {
         (quote.asset_id, quote.observed_at): quote
         for quote in Quote.objects.filter(
             source=source,
-            asset_id__in={row.asset_id for row in rows},
-            observed_at__in={row.observed_at for row in rows},
+            asset_id__in={asset_id for asset_id, _ in wanted},
+            observed_at__in={observed_at for _, observed_at in wanted},
         ).only("id", "asset_id", "observed_at", *QUOTE_VALUE_FIELDS)
     }
     new: list[Quote] = []
     changed: list[Quote] = []
-    for key, row in wanted.items():
-        quote = stored.get(key)
+    for (asset_id, observed_at), (position, observation) in wanted.items():
+        values: dict[str, Any] = {name: getattr(observation, name) for name in QUOTE_VALUE_FIELDS}
+        provenance = {"raw_unit_id": raw_unit_id, "raw_position": position, "run_id": run_id}
+        quote = stored.get((asset_id, observed_at))
         if quote is None:
-            new.append(Quote(**row._asdict()))
+            new.append(
+                Quote(
+                    asset_id=asset_id,
+                    source=source,
+                    observed_at=observed_at,
+                    **values,
+                    **provenance,
+                )
+            )
             continue
-        values = {name: getattr(row, name) for name in QUOTE_VALUE_FIELDS}
         # Decimal equality ignores trailing zeros: 1.50 == 1.5.
         if all(getattr(quote, name) == value for name, value in values.items()):
             continue
-        for name, value in {
-            **values,
-            "raw_record_id": row.raw_record_id,
-            "run_id": row.run_id,
-        }.items():
+        for name, value in {**values, **provenance}.items():
             setattr(quote, name, value)
         changed.append(quote)
     Quote.objects.bulk_create(new)
-    Quote.objects.bulk_update(changed, [*QUOTE_VALUE_FIELDS, "raw_record", "run"], batch_size=1000)
-    return QuoteCounts(len(new), len(changed))
+    Quote.objects.bulk_update(
+        changed, [*QUOTE_VALUE_FIELDS, "raw_unit", "raw_position", "run"], batch_size=1000
+    )
+    return Written(len(new), len(changed))

@@ -40,6 +40,11 @@ class Observation:
     market_cap_usd: Decimal | None = None
     volume_24h_usd: Decimal | None = None
     percent_change_24h: Decimal | None = None
+    # A bar's open, high and low (its close is `price_usd`) and length; a snapshot has none.
+    open_usd: Decimal | None = None
+    high_usd: Decimal | None = None
+    low_usd: Decimal | None = None
+    interval: str = ""
 
 
 def fit(

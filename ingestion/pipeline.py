@@ -1,17 +1,18 @@
-"""One ETL run: fetch, keep raw, normalize, resolve identity, upsert quotes, checkpoint.
+"""One ETL run: fetch units, keep each once, normalize, resolve identity, upsert quotes,
+checkpoint.
 
-Each batch commits its raw records, its quotes, the checkpoint and the run's counters in one
-transaction, so a crash at any instant loses at most the batch in flight and the next run
-continues from the checkpoint with no duplicate and no gap.
+Each unit (a page, a chunk of a file) commits its raw data, its rejections, its quotes, the
+checkpoint and the run's counters in one transaction, so a crash at any instant loses at most
+the unit in flight and the next run continues from the checkpoint with no duplicate and no gap.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from typing import Any
 
 from django.conf import settings
@@ -22,20 +23,21 @@ from config.logging import bind_log_context, redact
 from ingestion import bulk
 from ingestion.drift import DriftReport, FieldTally, detect_drift
 from ingestion.identity import ProviderAsset, resolve_assets
-from ingestion.models import RawRecord
+from ingestion.models import Rejection, bounded_text
 from ingestion.normalize import Observation, Rejected, fit
 from ingestion.readahead import read_ahead
 from ingestion.sources import build_source
-from ingestion.sources.base import Item, Source, SourceError
+from ingestion.sources.base import Item, Source, SourceError, Unit
 from prices.models import AssetIdentifier, Quote
 from runs.models import Checkpoint, Run
 
 logger = logging.getLogger(__name__)
 
 IDENTITY_LENGTH = AssetIdentifier._meta.get_field("external_id").max_length
-RAW_EXTERNAL_ID_LENGTH = RawRecord._meta.get_field("external_id").max_length
-# A rejection's reason is for a person to read: a 50 MB value must not be copied into it.
+LOCATION_LENGTH = Rejection._meta.get_field("location").max_length
+# A rejection's reason and text are for a person to read: a 50 MB value is not copied whole.
 REASON_LENGTH = 1000
+ITEM_TEXT_LENGTH = 2000
 # Bitcoin's genesis block: no quote of any coin is older.
 EARLIEST_OBSERVATION = datetime(2009, 1, 3, tzinfo=UTC)
 
@@ -51,7 +53,6 @@ class BatchCounts:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
-    rejections: list[tuple[str, str]] = field(default_factory=list)
 
 
 def ingest(
@@ -154,36 +155,34 @@ def _execute(
     checkpoint = Checkpoint.for_source(src.name)
     run.checkpoint_before = checkpoint.cursor
     run.save(update_fields=["checkpoint_before"])
-    items = src.fetch(checkpoint.cursor)
+    units = src.fetch(checkpoint.cursor, batch_size=batch_size)
     if fail_after:
-        items = _fail_after(items, fail_after)
+        units = _fail_after(units, fail_after)
     tally = FieldTally()
-    fit = column_fitter()
     # Decided here: the read-ahead thread that prepares batches must not touch the database.
-    encode = connection.vendor == "postgresql"
+    prepare = batch_preparer(encode=connection.vendor == "postgresql")
 
-    def prepared() -> Iterator[PreparedBatch]:
-        while batch := list(islice(items, batch_size)):
+    def prepared() -> Iterator[tuple[Unit, PreparedBatch]]:
+        for unit in units:
             if src.expected_schema is not None:
-                records = (src.schema_record(item.payload) for item in batch)
+                records = (src.schema_record(item.payload) for item in unit.items)
                 tally.add_all(records, schema=src.expected_schema)
-            # The generator is paused right after the batch's last item: its position is the
-            # cursor that belongs with this batch.
-            yield prepare_batch(
-                src=src,
-                run_id=run.pk,
-                items=batch,
-                cursor=src.position(),
-                fit=fit,
-                encode=encode,
-            )
+            yield unit, prepare(src, unit.items)
 
     try:
-        # The next batch is read and normalized while this one is written.
-        for batch in read_ahead(prepared):
+        # The next unit is read and normalized while this one is written.
+        for unit, batch in read_ahead(prepared):
             with transaction.atomic():
                 bulk.relax_commit_durability()
-                counts = write_batch(run=run, src=src, batch=batch)
+                raw_unit_id, new = bulk.store_unit(source=src.name, run_id=run.pk, unit=unit)
+                counts = write_batch(
+                    run=run,
+                    source=src.name,
+                    raw_unit_id=raw_unit_id,
+                    batch=batch,
+                    record_rejections=new,
+                    asset_slug=src.asset_slug,
+                )
                 # Before the checkpoint moves: refuses, rolling the batch back, if another run
                 # took this one over as stale meanwhile.
                 run.add_counts(
@@ -193,9 +192,10 @@ def _execute(
                     unchanged=counts.unchanged,
                     rejected=counts.rejected,
                 )
-                checkpoint.advance(cursor=batch.cursor, run=run)
-            for where, reason in counts.rejections:
-                logger.warning("run %s rejected %s: %s", run.pk, where, reason)
+                checkpoint.advance(cursor=unit.cursor, run=run)
+            if new:
+                for where, reason, _ in batch.rejections:
+                    logger.warning("run %s rejected %s: %s", run.pk, where, reason)
             if on_batch is not None:
                 on_batch(run)
     finally:
@@ -221,74 +221,69 @@ def _record_drift(*, run: Run, src: Source, tally: FieldTally) -> DriftReport | 
     return report
 
 
-def _fail_after(items: Iterator[Item], limit: int) -> Iterator[Item]:
-    for count, item in enumerate(items, start=1):
+def _fail_after(units: Iterator[Unit], limit: int) -> Iterator[Unit]:
+    """The units up to `limit` items in all; then the crash, before the unit that passes it."""
+    count = 0
+    for unit in units:
+        count += len(unit.items)
         if count > limit:
             raise InjectedFailure(
                 f"injected failure after {limit} records (--fail-after / ETL_FAIL_AFTER_N_RECORDS)"
             )
-        yield item
+        yield unit
 
 
 @dataclass
 class PreparedBatch:
-    """One batch, read and normalized, ready to be written."""
+    """One unit's items, normalized and checked, ready to be written."""
 
     read: int
-    duplicates: int  # items repeating another item's content in the same batch
-    cursor: dict[str, Any]
-    raws: list[bulk.RawRow]
-    observations: dict[str, Observation]  # by content hash; rejected items have none
-    staged: str | None  # the batch encoded for COPY (PostgreSQL), see bulk.encode_batch
+    observations: list[tuple[int, Observation]]  # (position in the unit, observation)
+    rejections: list[tuple[str, str, str]]  # (location, reason, the item's text)
+    staged: str | None  # the observations encoded for COPY (PostgreSQL), see bulk.encode_batch
 
 
-def prepare_batch(
-    *,
-    src: Source,
-    run_id: int,
-    items: list[Item],
-    cursor: dict[str, Any],
-    fit: Callable[[Observation], Observation],
-    encode: bool,
-) -> PreparedBatch:
-    """Read and normalize a batch, and encode it for COPY if `encode`: Python only, no
+def batch_preparer(*, encode: bool) -> Callable[[Source, list[Item]], PreparedBatch]:
+    """The one preparation step of ingest, renormalize and backfill: normalize each item, refuse
+    what cannot be stored or would be a wrong answer (each refusal a rejection with its reason),
+    round values to the columns, and encode the batch for COPY if `encode`. Python only, no
     database, so it can run in a thread while the database writes the batch before."""
-    unique: dict[str, Item] = {}
-    for item in items:
-        unique.setdefault(item.content_hash, item)
-    fetched_at = timezone.now()
-    check = observation_checker(now=fetched_at, fit=fit)
-    raws: list[bulk.RawRow] = []
-    observations: dict[str, Observation] = {}
-    for digest, item in unique.items():
-        try:
-            if item.rejection:
-                raise Rejected(item.rejection)
-            observations[digest] = check(src.normalize(item.payload))
-            reason = ""
-        except Rejected as exc:
-            # Never empty: an empty reason is what marks a row as accepted.
-            reason = bounded(str(exc) or "rejected", REASON_LENGTH)
-        except Exception as exc:
-            # Whatever one item does, it costs that item only: the rows after it still load.
-            logger.debug("normalizing %s failed", item.external_id, exc_info=True)
-            reason = bounded(
-                f"could not read this item: {type(exc).__name__}: {exc}", REASON_LENGTH
+    fit = column_fitter()
+
+    def prepare(src: Source, items: list[Item]) -> PreparedBatch:
+        check = observation_checker(now=timezone.now(), fit=fit)
+        observations: list[tuple[int, Observation]] = []
+        rejections: list[tuple[str, str, str]] = []
+        for item in items:
+            try:
+                if item.rejection:
+                    raise Rejected(item.rejection)
+                observations.append((item.position, check(src.normalize(item.payload))))
+                continue
+            except Rejected as exc:
+                reason = str(exc) or "rejected"
+            except Exception as exc:
+                # Whatever one item does, it costs that item only: the items after it load.
+                logger.debug("normalizing %s failed", item.location, exc_info=True)
+                reason = f"could not read this item: {type(exc).__name__}: {exc}"
+            rejections.append(
+                (
+                    bounded_text(item.location, LOCATION_LENGTH),
+                    bounded_text(reason, REASON_LENGTH),
+                    bounded_text(_item_text(item.payload), ITEM_TEXT_LENGTH),
+                )
             )
-        # PostgreSQL text cannot hold NUL; an over-long location is cut, not fatal.
-        where = item.external_id.replace("\x00", "\ufffd")[-RAW_EXTERNAL_ID_LENGTH:]
-        raws.append(bulk.RawRow(src.name, run_id, where, item.payload, digest, fetched_at, reason))
-    staged = bulk.encode_batch(raws, observations) if encode else None
-    return PreparedBatch(len(items), len(items) - len(unique), cursor, raws, observations, staged)
+        staged = bulk.encode_batch(observations) if encode else None
+        return PreparedBatch(len(items), observations, rejections, staged)
+
+    return prepare
 
 
-def bounded(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, keeping its head and tail and saying how long it was."""
-    if len(text) <= limit:
-        return text
-    marker = f" [... {len(text):,} characters in all ...] "
-    keep = max(limit - len(marker), 0)
-    return text[: keep - keep // 4] + marker + text[len(text) - keep // 4 :]
+def _item_text(payload: dict[str, Any]) -> str:
+    try:
+        return json.dumps(payload, ensure_ascii=False, default=str)
+    except ValueError:
+        return repr(payload)
 
 
 def observation_checker(
@@ -323,46 +318,34 @@ def observation_checker(
     return check
 
 
-def write_batch(*, run: Run, src: Source, batch: PreparedBatch) -> BatchCounts:
-    """Store one prepared batch; the caller holds the transaction."""
-    if batch.staged is not None:
-        return _write_staged_batch(run=run, src=src, batch=batch)
-    counts = BatchCounts(read=batch.read, unchanged=batch.duplicates)
-    # Content stored before (an earlier run, a re-read file) is not stored twice, but its
-    # values are still upserted: the quote must end at the last value received.
-    ids, inserted = bulk.insert_raw_records(batch.raws)
-    for raw in batch.raws:
-        if raw.rejection_reason:
-            counts.rejected += 1
-            if raw.content_hash in inserted:
-                counts.rejections.append((raw.external_id, raw.rejection_reason))
-    accepted = [(observation, ids[digest]) for digest, observation in batch.observations.items()]
-    upsert_observations(
-        run=run, source=src.name, accepted=accepted, counts=counts, asset_slug=src.asset_slug
-    )
-    return counts
-
-
-def _write_staged_batch(*, run: Run, src: Source, batch: PreparedBatch) -> BatchCounts:
-    assert batch.staged is not None
-    providers: dict[str, ProviderAsset] = {}
-    for observation in batch.observations.values():
-        providers[observation.identity] = ProviderAsset(
-            observation.identity, observation.symbol, observation.name
+def write_batch(
+    *,
+    run: Run,
+    source: str,
+    raw_unit_id: int,
+    batch: PreparedBatch,
+    record_rejections: bool,
+    asset_slug: str | None = None,
+) -> BatchCounts:
+    """Write one prepared batch (the caller holds the transaction): its rejections, if
+    `record_rejections` (a unit seen before has its rejections already), and its quotes."""
+    if record_rejections and batch.rejections:
+        bulk.store_rejections(
+            source=source, run_id=run.pk, raw_unit_id=raw_unit_id, rejections=batch.rejections
         )
 
-    def resolve(identities: list[str]) -> dict[str, int]:
-        fresh = set(identities)
+    def resolve(observations: list[Observation]) -> dict[str, int]:
         return resolve_assets(
-            source=src.name,
-            assets=(asset for identity, asset in providers.items() if identity in fresh),
-            asset_slug=src.asset_slug,
+            source=source,
+            assets=(ProviderAsset(o.identity, o.symbol, o.name) for o in observations),
+            asset_slug=asset_slug,
         )
 
-    written = bulk.write_staged_batch(
-        source=src.name,
+    written = bulk.write_quotes(
+        source=source,
         run_id=run.pk,
-        fetched_at=batch.raws[0].fetched_at,  # one time per batch
+        raw_unit_id=raw_unit_id,
+        observations=batch.observations,
         staged=batch.staged,
         resolve=resolve,
     )
@@ -370,10 +353,9 @@ def _write_staged_batch(*, run: Run, src: Source, batch: PreparedBatch) -> Batch
         read=batch.read,
         inserted=written.inserted,
         updated=written.updated,
-        # Repeated in the batch, stored before, or stored with the same values.
-        unchanged=batch.duplicates + len(batch.observations) - written.inserted - written.updated,
-        rejected=len(batch.raws) - len(batch.observations),
-        rejections=written.rejections,
+        # Stored before with the same values, or repeated within the unit.
+        unchanged=len(batch.observations) - written.inserted - written.updated,
+        rejected=len(batch.rejections),
     )
 
 
@@ -385,6 +367,7 @@ def column_fitter() -> Callable[[Observation], Observation]:
     columns = [
         (name, Quote._meta.get_field(name).max_digits, Quote._meta.get_field(name).decimal_places)
         for name in bulk.QUOTE_VALUE_FIELDS
+        if name != "interval"
     ]
 
     def fit_observation(observation: Observation) -> Observation:
@@ -411,40 +394,3 @@ def column_fitter() -> Callable[[Observation], Observation]:
         return observation
 
     return fit_observation
-
-
-def upsert_observations(
-    *,
-    run: Run,
-    source: str,
-    accepted: list[tuple[Observation, int]],
-    counts: BatchCounts,
-    asset_slug: str | None = None,
-) -> None:
-    if not accepted:
-        return
-    asset_ids = resolve_assets(
-        source=source,
-        assets=(ProviderAsset(o.identity, o.symbol, o.name) for o, _ in accepted),
-        asset_slug=asset_slug,
-    )
-    # One row per (asset, time), the last one winning: PostgreSQL refuses to touch a row twice
-    # in one statement.
-    latest: dict[tuple[int, datetime], bulk.QuoteRow] = {}
-    for observation, raw_id in accepted:
-        asset_id = asset_ids[observation.identity]
-        latest[(asset_id, observation.observed_at)] = bulk.QuoteRow(
-            asset_id,
-            source,
-            observation.observed_at,
-            observation.price_usd,
-            observation.market_cap_usd,
-            observation.volume_24h_usd,
-            observation.percent_change_24h,
-            raw_id,
-            run.pk,
-        )
-    written = bulk.upsert_quotes(list(latest.values()))
-    counts.inserted += written.inserted
-    counts.updated += written.updated
-    counts.unchanged += len(accepted) - written.inserted - written.updated

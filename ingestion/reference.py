@@ -86,6 +86,8 @@ def _load(path: Path) -> ReferenceIndex:
     return ReferenceIndex(
         by_provider_id=by_provider_id,
         by_symbol_and_name=by_symbol_and_name,
-        by_unique_symbol={symbol: found[0] for symbol, found in by_symbol.items() if len(found) == 1},
+        by_unique_symbol={
+            symbol: found[0] for symbol, found in by_symbol.items() if len(found) == 1
+        },
         slugs=frozenset(slugs),
     )

@@ -1,26 +1,29 @@
-"""Rebuild a source's quotes from its stored raw records, without calling any provider.
+"""Rebuild a source's quotes from its stored raw units, without calling any provider.
 
 For use after a mapping fix (a merged asset, a re-mapped identifier) or a normalization fix: the
-quotes of the source are replaced, in one transaction, by what the current identifiers and
-normalization make of every raw record, oldest first (a later record of the same asset and time
-wins, as it did when ingested). Rejections are re-evaluated too. Running it twice gives the same
-quotes.
+quotes that came from the source's stored units are replaced, in one transaction, by what the
+current identifiers and normalization make of every unit, oldest first (a later unit's value of
+the same asset and time wins, as it did when ingested). Each unit is read again by the source's
+own reader (`Source.replay`) and goes through the same preparation and the same write as
+ingest. Rejections are re-evaluated too. Quotes whose unit retention removed stay as they are.
+Running it twice gives the same quotes.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from itertools import islice
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
-from ingestion.models import RawRecord
-from ingestion.normalize import Observation, Rejected
-from ingestion.pipeline import BatchCounts, column_fitter, upsert_observations
+from ingestion.models import RawUnit, Rejection
+from ingestion.pipeline import batch_preparer, write_batch
 from ingestion.sources import build_source
+from ingestion.sources.base import Item, Source
 from prices.models import Quote
 from runs.models import Run
 
@@ -30,10 +33,9 @@ logger = logging.getLogger(__name__)
 def renormalize(
     *,
     source: str,
-    batch_size: int | None = None,
     on_batch: Callable[[Run], None] | None = None,
 ) -> Run:
-    """Replace the quotes of `source` with ones rebuilt from its raw records; return the Run.
+    """Replace the quotes of `source` with ones rebuilt from its raw units; return the Run.
 
     Raises `RunAlreadyActive` while that source is being ingested. A lost database connection
     is recorded on the run once a new one opens (a few tries), else its error is raised.
@@ -46,33 +48,23 @@ def renormalize(
     )
     try:
         with transaction.atomic():
-            removed, _ = Quote.objects.filter(source=source).delete()
-            fit = column_fitter()
-            records = (
-                RawRecord.objects.filter(source=source)
-                .order_by("id")
-                .values_list("id", "payload", "rejection_reason")
-                .iterator(chunk_size=batch_size or settings.ETL_BATCH_SIZE)
-            )
-            while chunk := list(islice(records, batch_size or settings.ETL_BATCH_SIZE)):
-                counts = BatchCounts(read=len(chunk))
-                accepted: list[tuple[Observation, int]] = []
-                reasons: dict[int, str] = {}
-                for raw_id, payload, old_reason in chunk:
-                    try:
-                        accepted.append((fit(src.normalize(payload)), raw_id))
-                        reason = ""
-                    except Rejected as exc:
-                        reason = str(exc)
-                        counts.rejected += 1
-                    if reason != old_reason:
-                        reasons[raw_id] = reason
-                RawRecord.objects.bulk_update(
-                    [RawRecord(pk=pk, rejection_reason=r) for pk, r in reasons.items()],
-                    ["rejection_reason"],
-                    batch_size=1000,
+            units = RawUnit.objects.filter(source=source)
+            removed, _ = Quote.objects.filter(
+                source=source, raw_unit_id__in=units.values("id")
+            ).delete()
+            Rejection.objects.filter(source=source).delete()
+            prepare = batch_preparer(encode=connection.vendor == "postgresql")
+            fields = ["id", "kind", "content", "context", "line_start", "file_name"]
+            for unit in units.order_by("id").only(*fields).iterator(chunk_size=20):
+                batch = prepare(src, replayed_items(src, unit))
+                counts = write_batch(
+                    run=run,
+                    source=source,
+                    raw_unit_id=unit.pk,
+                    batch=batch,
+                    record_rejections=True,
+                    asset_slug=src.asset_slug,
                 )
-                upsert_observations(run=run, source=source, accepted=accepted, counts=counts)
                 run.add_counts(
                     read=counts.read,
                     inserted=counts.inserted,
@@ -102,3 +94,18 @@ def renormalize(
     status = Run.Status.PARTIAL if run.records_rejected else Run.Status.SUCCEEDED
     run.finish(status=status)
     return run
+
+
+def replayed_items(src: Source, unit: RawUnit) -> list[Item]:
+    """A stored unit's items, read again as they were read when it arrived."""
+    data = unit.data()
+    if unit.kind == RawUnit.Kind.RECORDS:
+        # Migrated per-record data: JSON lines of {"location", "payload"}.
+        rows: list[dict[str, Any]] = [json.loads(line) for line in data.splitlines() if line]
+        return [
+            Item(row["location"], position, row["payload"])
+            for position, row in enumerate(rows, start=1)
+        ]
+    return src.replay(
+        data=data, context=unit.context, line_start=unit.line_start, file_name=unit.file_name
+    )

@@ -88,23 +88,34 @@ class Quote(models.Model):
     percent_change_24h = models.DecimalField(
         max_digits=30, decimal_places=10, null=True, blank=True
     )
-    # Provenance links, followed from a quote and never searched by. Without an index or a
-    # deferred foreign-key check they cost nothing per inserted row; the pipeline sets them from
-    # rows it has just written in the same transaction.
-    raw_record = models.ForeignKey(
-        "ingestion.RawRecord",
+    # A bar (a CSV export's day, a provider's OHLC) keeps its open, high and low; the price is
+    # its close. A snapshot (a provider's price now) has no interval and no OHLC.
+    open_usd = models.DecimalField(**MONEY, null=True, blank=True)
+    high_usd = models.DecimalField(**MONEY, null=True, blank=True)
+    low_usd = models.DecimalField(**MONEY, null=True, blank=True)
+    interval = models.CharField(
+        max_length=8, blank=True, help_text="The bar's length (1d, 1h...); empty for a snapshot."
+    )
+    # Provenance links, followed from a quote and never searched by: no index and no foreign-key
+    # check, so they cost nothing per inserted row. A raw unit removed by retention leaves its
+    # id here.
+    raw_unit = models.ForeignKey(
+        "ingestion.RawUnit",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         related_name="+",
         db_index=False,
         db_constraint=False,
+    )
+    raw_position = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The item's place in its raw unit: file line or index."
     )
     run = models.ForeignKey(
         "runs.Run",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         related_name="+",
         db_index=False,
         db_constraint=False,
@@ -113,17 +124,21 @@ class Quote(models.Model):
     class Meta:
         ordering = ["-observed_at", "-id"]
         constraints = [
+            # The upsert's conflict target, and the index of every per-asset query: /data?symbol=,
+            # an asset's history and candles (asset = X AND observed_at in a range), the
+            # consolidated price (latest per asset and source).
             models.UniqueConstraint(
-                fields=["asset", "source", "observed_at"], name="prices_quote_unique_observation"
+                fields=["asset", "observed_at", "source"], name="prices_quote_unique_observation"
             ),
             models.CheckConstraint(
                 condition=models.Q(price_usd__gt=0), name="prices_quote_price_positive"
             ),
         ]
         indexes = [
-            models.Index(fields=["asset", "-observed_at"], name="prices_quote_asset_time"),
-            models.Index(fields=["source", "-observed_at"], name="prices_quote_source_time"),
+            # /data and /api/quotes/ without an asset: newest first, keyset on (observed_at, id).
             models.Index(fields=["observed_at", "id"], name="prices_quote_time_id"),
+            # ?source= on /data, /api/quotes/ and the admin's source filter, newest first.
+            models.Index(fields=["source", "-observed_at"], name="prices_quote_source_time"),
         ]
 
     def __str__(self) -> str:

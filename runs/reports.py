@@ -101,7 +101,8 @@ def run_stats() -> list[dict[str, Any]]:
         durations.setdefault(run.source, []).append(run.duration.total_seconds())
     checkpoints = {c.source: c for c in Checkpoint.objects.all()}
     quotes = _table_counts("prices.Quote")
-    raw = _table_counts("ingestion.RawRecord", rejected=Count("id", filter=~Q(rejection_reason="")))
+    raw = _table_counts("ingestion.RawUnit")
+    rejections = _table_counts("ingestion.Rejection")
 
     sources = sorted(set(totals) | set(checkpoints) | set(quotes) | set(raw))
     report = []
@@ -129,8 +130,8 @@ def run_stats() -> list[dict[str, Any]]:
                 },
                 "rows": {
                     "quotes": quotes.get(source, {}).get("rows", 0),
-                    "raw_records": raw.get(source, {}).get("rows", 0),
-                    "raw_records_rejected": raw.get(source, {}).get("rejected", 0),
+                    "raw_units": raw.get(source, {}).get("rows", 0),
+                    "rejections": rejections.get(source, {}).get("rows", 0),
                 },
                 "checkpoint": None
                 if checkpoint is None

@@ -134,8 +134,8 @@ class DurationStatsSerializer(serializers.Serializer):
 
 class RowCountsSerializer(serializers.Serializer):
     quotes = serializers.IntegerField()
-    raw_records = serializers.IntegerField()
-    raw_records_rejected = serializers.IntegerField()
+    raw_units = serializers.IntegerField(help_text="Pages and file chunks kept as received.")
+    rejections = serializers.IntegerField(help_text="Items rejected, each with its reason.")
 
 
 class CheckpointSerializer(serializers.Serializer):

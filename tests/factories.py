@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import factory
 
-from ingestion.models import RawRecord
+from ingestion.models import RawUnit, Rejection, compress
 from prices.models import Asset, AssetIdentifier, Quote
 from runs.models import Run
 
@@ -39,16 +39,34 @@ class RunFactory(factory.django.DjangoModelFactory):
     finished_at = factory.LazyAttribute(lambda run: run.started_at + timedelta(seconds=5))
 
 
-class RawRecordFactory(factory.django.DjangoModelFactory):
+class RawUnitFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = RawRecord
+        model = RawUnit
 
     source = "csv"
     run = factory.SubFactory(RunFactory)
-    external_id = factory.Sequence(lambda n: f"file.csv:{n}")
-    payload = factory.Dict({})
-    content_hash = factory.Sequence(lambda n: f"{n:064x}")
+    kind = RawUnit.Kind.CHUNK
     fetched_at = factory.LazyFunction(lambda: datetime.now(UTC))
+    file_name = "/data/file.csv"
+    line_start = 2
+    line_end = 3
+    media_type = "text/csv"
+    content = factory.LazyFunction(lambda: compress(b"a,b\n"))
+    size = 4
+    items = 1
+    content_hash = factory.Sequence(lambda n: f"{n:064x}")
+
+
+class RejectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Rejection
+
+    source = "csv"
+    run = factory.SubFactory(RunFactory)
+    raw_unit = factory.SubFactory(RawUnitFactory, run=factory.SelfAttribute("..run"))
+    location = factory.Sequence(lambda n: f"file.csv:{n}")
+    reason = "missing Close"
+    created_at = factory.LazyFunction(lambda: datetime.now(UTC))
 
 
 class QuoteFactory(factory.django.DjangoModelFactory):

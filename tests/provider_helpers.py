@@ -16,8 +16,8 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from ingestion.models import RawRecord
-from prices.models import Quote
+from ingestion.models import RawUnit, Rejection
+from prices.models import AssetIdentifier, Quote
 from tests.conftest import FIXTURES
 
 PROVIDERS = FIXTURES / "providers"
@@ -149,13 +149,25 @@ def requests_to(server: HTTPServer, path: str) -> list[Request]:
 
 def quotes_by_provider_id(source: str) -> dict[str, Quote]:
     """The quotes of `source`, keyed by the provider id of the raw record each came from."""
-    quotes = Quote.objects.filter(source=source).select_related("raw_record")
-    return {quote.raw_record.external_id: quote for quote in quotes}
+    ids = dict(
+        AssetIdentifier.objects.filter(source=source).values_list("asset_id", "external_id")
+    )
+    return {ids[quote.asset_id]: quote for quote in Quote.objects.filter(source=source)}
 
 
 def stored_counts(source: str) -> tuple[int, int]:
-    """(quotes, raw records) of `source`."""
+    """(quotes, raw units) of `source`."""
     return (
         Quote.objects.filter(source=source).count(),
-        RawRecord.objects.filter(source=source).count(),
+        RawUnit.objects.filter(source=source).count(),
     )
+
+
+def rejections(source: str) -> dict[str, str]:
+    """Reason by location (provider id, or file and line) of the items of `source` rejected."""
+    return dict(Rejection.objects.filter(source=source).values_list("location", "reason"))
+
+
+def stored_payloads(source: str) -> list:
+    """Every item of every page of `source` kept as received, decoded."""
+    return [json.loads(unit.data()) for unit in RawUnit.objects.filter(source=source)]

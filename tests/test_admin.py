@@ -10,7 +10,7 @@ from tests.factories import (
     AssetFactory,
     AssetIdentifierFactory,
     QuoteFactory,
-    RawRecordFactory,
+    RejectionFactory,
     RunFactory,
 )
 
@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db
 MODELS = [
     "runs_run",
     "runs_checkpoint",
-    "ingestion_rawrecord",
+    "ingestion_rawunit",
+    "ingestion_rejection",
     "prices_asset",
     "prices_assetidentifier",
     "prices_quote",
@@ -28,7 +29,7 @@ MODELS = [
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_list_page_renders(admin_client, model):
-    RawRecordFactory(rejection_reason="missing Close")
+    RejectionFactory(reason="missing Close")
     QuoteFactory()
 
     response = admin_client.get(reverse(f"admin:{model}_changelist"))

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from runs.models import Checkpoint, Run
-from tests.factories import QuoteFactory, RawRecordFactory, RunFactory
+from tests.factories import QuoteFactory, RawUnitFactory, RejectionFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -211,8 +211,8 @@ def test_stats_per_source(client):
     Checkpoint.objects.create(source="csv", cursor={"offset": 123}, run=last_ok)
     QuoteFactory(source="csv")
     QuoteFactory(source="csv")
-    RawRecordFactory(source="csv", run=last_ok)
-    RawRecordFactory(source="csv", run=last_ok, rejection_reason="bad number")
+    RawUnitFactory(source="csv", run=last_ok)
+    RejectionFactory(source="csv", run=last_ok, reason="bad number")
     run_at(0, source="coingecko", status=Run.Status.FAILED, error="timeout")
 
     body = client.get("/stats").json()
@@ -225,7 +225,7 @@ def test_stats_per_source(client):
     assert csv["last_failure"]["id"] == failure.pk
     assert csv["last_failure"]["error"] == "provider said 500"
     assert csv["duration_seconds"] == {"window": 4, "mean": 16.25, "median": 15.0, "last": 5.0}
-    assert csv["rows"] == {"quotes": 2, "raw_records": 2, "raw_records_rejected": 1}
+    assert csv["rows"] == {"quotes": 2, "raw_units": 2, "rejections": 1}
     assert csv["checkpoint"]["cursor"] == {"offset": 123}
     assert csv["checkpoint"]["run"] == last_ok.pk
     assert gecko["last_success"] is None

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingestion.models import RawRecord
+from ingestion.models import RawUnit, Rejection
 from ingestion.pipeline import ingest
 from prices.models import Quote
 from runs.models import Run
@@ -72,9 +72,10 @@ def test_yahoo_null_rows_are_rejected_and_the_rest_load(write_csv):
 
     assert run.status == Run.Status.PARTIAL
     assert (run.records_inserted, run.records_rejected) == (2, 1)
-    rejected = RawRecord.objects.exclude(rejection_reason="").get()
-    assert rejected.external_id == "ETH-USD.csv:3"
-    assert rejected.rejection_reason == "missing Close"
+    rejected = Rejection.objects.get()
+    assert rejected.location == "ETH-USD.csv:3"
+    assert rejected.reason == "missing Close"
+    assert "null" in rejected.text
 
 
 def test_cryptodatadownload_layout_newest_first_with_url_line():
@@ -100,7 +101,7 @@ def test_cryptodatadownload_pair_not_in_usd_is_rejected(write_csv):
     assert (run.records_inserted, run.records_rejected) == (1, 1)
     assert (
         "not a pair quoted in USD"
-        in RawRecord.objects.get(external_id="prices.csv:2").rejection_reason
+        in Rejection.objects.get(location="prices.csv:2").reason
     )
 
 
@@ -124,7 +125,7 @@ def test_unrecognised_layout_is_refused_naming_expected_columns(write_csv):
     assert "unrecognised CSV layout" in run.error
     assert KAGGLE_HEADER in run.error
     assert "Date,Open,High,Low,Close,Adj Close,Volume" in run.error
-    assert not RawRecord.objects.exists()
+    assert not RawUnit.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -149,9 +150,9 @@ def test_bad_rows_are_rejected_with_line_and_reason(write_csv, row, reason):
     run = ingest(source="csv", path=str(path))
 
     assert (run.records_read, run.records_inserted, run.records_rejected) == (2, 1, 1)
-    rejected = RawRecord.objects.exclude(rejection_reason="").get()
-    assert rejected.external_id == "prices.csv:2"
-    assert reason in rejected.rejection_reason
+    rejected = Rejection.objects.get()
+    assert rejected.location == "prices.csv:2"
+    assert reason in rejected.reason
 
 
 def test_locale_mangled_file_loads_nothing(write_csv):
@@ -169,7 +170,7 @@ def test_locale_mangled_file_loads_nothing(write_csv):
     assert run.records_inserted == 0
     assert run.records_rejected == 2
     assert not Quote.objects.exists()
-    reasons = list(RawRecord.objects.values_list("rejection_reason", flat=True))
+    reasons = list(Rejection.objects.values_list("reason", flat=True))
     assert all("29-04-13" in r or "30-04-13" in r or "thousands" in r for r in reasons)
 
 
@@ -197,5 +198,5 @@ def test_an_over_long_name_rejects_the_row_not_the_run(write_csv):
 
     assert (run.status, run.records_inserted, run.records_rejected) == ("partial", 1, 1)
     assert (
-        "longer than 255" in RawRecord.objects.exclude(rejection_reason="").get().rejection_reason
+        "longer than 255" in Rejection.objects.get().reason
     )

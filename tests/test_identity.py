@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from ingestion.identity import ProviderAsset, resolve_assets
-from ingestion.models import RawRecord
+from ingestion.models import Rejection
 from ingestion.pipeline import ingest
 from prices.models import Asset, AssetIdentifier, Quote
 from prices.services import merge_assets, remap_identifier
@@ -255,4 +255,4 @@ def test_a_batch_of_rejected_rows_needs_no_asset(write_csv):
 
     assert run.status == Run.Status.PARTIAL
     assert (run.records_read, run.records_rejected) == (1, 1)
-    assert RawRecord.objects.get().rejection_reason == "missing Close"
+    assert Rejection.objects.get().reason == "missing Close"

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from ingestion.models import RawRecord
+from ingestion.models import RawUnit, Rejection
 from ingestion.pipeline import ingest
 from prices.models import Asset, Quote
 from runs.models import Checkpoint, Run, RunAlreadyActive, RunTakenOver
@@ -22,14 +22,15 @@ def kaggle_lines() -> list[str]:
 
 
 def snapshot() -> set[tuple]:
-    """What a user of the data sees: every quote, and every raw record's content."""
+    """What a user of the data sees: every quote, every raw unit's content, every rejection."""
     quotes = set(
         Quote.objects.values_list(
             "asset__slug", "source", "observed_at", "price_usd", "volume_24h_usd"
         )
     )
-    raws = set(RawRecord.objects.values_list("content_hash", "rejection_reason"))
-    return quotes | raws
+    raws = set(RawUnit.objects.values_list("content_hash", "line_start", "line_end"))
+    rejected = set(Rejection.objects.values_list("location", "reason"))
+    return quotes | raws | rejected
 
 
 def test_rerun_adds_nothing(write_csv):
@@ -43,7 +44,8 @@ def test_rerun_adds_nothing(write_csv):
     assert second.status == Run.Status.SUCCEEDED
     assert (second.records_read, second.records_inserted) == (0, 0)
     assert snapshot() == before
-    assert Quote.objects.count() == RawRecord.objects.count() == 10
+    assert Quote.objects.count() == 10
+    assert RawUnit.objects.count() == 1
 
 
 def test_appended_rows_are_the_only_ones_read(write_csv):
@@ -82,7 +84,7 @@ def test_fail_after_then_resume_equals_one_clean_run(settings, write_csv, fail_a
     path = write_csv(KAGGLE.read_text())
     ingest(source="csv", path=str(path))
     clean = snapshot()
-    for model in (Quote, RawRecord, Checkpoint, Run, Asset):
+    for model in (Quote, Rejection, RawUnit, Checkpoint, Run, Asset):
         model.objects.all().delete()
 
     crashed = ingest(source="csv", path=str(path), fail_after=fail_after)
@@ -213,4 +215,5 @@ def test_raw_payload_keeps_text_that_looks_like_a_json_escape(write_csv):
 
     ingest(source="csv", path=str(path))
 
-    assert RawRecord.objects.get().payload["row"]["Name"] == "Ether \\u0000 fork"
+    assert b",Ether \\u0000 fork," in RawUnit.objects.get().data()
+    assert Quote.objects.get().asset.name == "Ether \\u0000 fork"

@@ -1,11 +1,11 @@
-"""`renormalize` rebuilds quotes from raw records, without any provider."""
+"""`renormalize` rebuilds quotes from raw units, without any provider."""
 
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 
-from ingestion.models import RawRecord
+from ingestion.models import RawUnit
 from ingestion.pipeline import ingest
 from ingestion.renormalize import renormalize
 from prices.models import AssetIdentifier, Quote
@@ -20,7 +20,9 @@ KAGGLE = FIXTURES / "csv" / "kaggle_coin_Ethereum_head.csv"
 
 def quotes() -> set[tuple]:
     return set(
-        Quote.objects.values_list("asset__slug", "source", "observed_at", "price_usd", "raw_record")
+        Quote.objects.values_list(
+            "asset__slug", "source", "observed_at", "price_usd", "raw_unit", "raw_position"
+        )
     )
 
 
@@ -57,4 +59,4 @@ def test_renormalize_command_reports_each_source():
 
     assert "csv succeeded: read 10, inserted 10" in out.getvalue()
     assert "10 quotes replaced" in out.getvalue()
-    assert RawRecord.objects.count() == 10
+    assert RawUnit.objects.count() == 1

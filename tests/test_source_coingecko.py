@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from ingestion.models import RawRecord
+from ingestion.models import RawUnit
 from ingestion.pipeline import ingest
 from ingestion.sources.coingecko import PRO_BASE_URL, CoinGeckoSource
+from prices.models import Quote
 from runs.models import Run
 from tests.conftest import stored
 from tests.provider_helpers import (
@@ -19,6 +20,8 @@ from tests.provider_helpers import (
     fixture_path,
     json_response,
     quotes_by_provider_id,
+    rejections,
+    stored_payloads,
     raw_response,
     requests_to,
     serve_by_param,
@@ -57,14 +60,19 @@ def test_real_response_becomes_exact_quotes_at_each_rows_own_time(httpserver):
     assert bitcoin.observed_at == datetime(2023, 1, 2, 17, 8, 13, 102000, tzinfo=UTC)
     # Rows of one response keep their own times, not the fetch time.
     assert quotes["tether"].observed_at == datetime(2023, 1, 2, 17, 5, 28, 879000, tzinfo=UTC)
-    raw = RawRecord.objects.get(source="coingecko", external_id="bitcoin")
-    assert raw.payload["symbol"] == "btc"
+    # The page is kept as received, with the request that fetched it.
+    unit = RawUnit.objects.get(source="coingecko")
+    assert json.loads(unit.data()) == coingecko_rows(5)
+    assert "page=1" in unit.url and unit.kind == "page"
+    assert Quote.objects.get(asset__slug="bitcoin").raw_position == 1
     request = requests_to(httpserver, MARKETS)[0]
     assert request.args["vs_currency"] == "usd"
     assert request.args["per_page"] == "250"
 
 
-def test_pages_are_read_until_a_short_page_and_duplicates_are_dropped(settings, httpserver):
+def test_pages_are_read_until_a_short_page_and_a_coin_on_two_pages_is_one_quote(
+    settings, httpserver
+):
     settings.COINGECKO_MAX_COINS = 1000
     page1 = coingecko_rows(250)
     # Ranks moved between requests: page 2 starts with the last coin of page 1 again.
@@ -80,8 +88,8 @@ def test_pages_are_read_until_a_short_page_and_duplicates_are_dropped(settings, 
 
     assert run.status == Run.Status.SUCCEEDED
     assert [r.args["page"] for r in requests_to(httpserver, MARKETS)] == ["1", "2"]
-    assert run.records_read == 253
-    assert stored_counts("coingecko") == (253, 253)
+    assert (run.records_read, run.records_inserted, run.records_unchanged) == (254, 253, 1)
+    assert stored_counts("coingecko") == (253, 2)
     assert run.checkpoint_after["page"] == 2
 
 
@@ -111,7 +119,7 @@ def test_rerun_over_the_same_response_adds_nothing(httpserver):
 
     assert again.status == Run.Status.SUCCEEDED
     assert (again.records_read, again.records_inserted, again.records_unchanged) == (5, 0, 5)
-    assert stored_counts("coingecko") == (5, 5)
+    assert stored_counts("coingecko") == (5, 1)
 
 
 def test_a_changed_coin_adds_one_observation(httpserver):
@@ -125,9 +133,9 @@ def test_a_changed_coin_adds_one_observation(httpserver):
     run = ingest(source="coingecko")
 
     assert (run.records_inserted, run.records_unchanged) == (1, 4)
-    assert stored_counts("coingecko") == (6, 6)
-    latest = RawRecord.objects.filter(external_id="bitcoin").order_by("-id").first()
-    assert latest.payload["current_price"] == 16800.5
+    assert stored_counts("coingecko") == (6, 2)
+    latest = RawUnit.objects.order_by("-id").first()
+    assert json.loads(latest.data())[0]["current_price"] == 16800.5
 
 
 def test_429_with_retry_after_then_success(httpserver, caplog):
@@ -166,7 +174,7 @@ def test_429_outlasting_retries_fails_the_run_and_keeps_committed_pages(settings
     assert run.error.startswith("CoinGecko: GET http://")
     assert "rate limited (HTTP 429)" in run.error
     assert "keeps what it had committed" in run.error
-    assert stored_counts("coingecko") == (250, 250)
+    assert stored_counts("coingecko") == (250, 1)
     assert run.records_inserted == 250
 
 
@@ -233,8 +241,9 @@ def test_bad_page_after_a_good_one_keeps_the_good_one_only(settings, httpserver)
 
     assert run.status == Run.Status.FAILED
     assert "page=2" in run.error and "truncated or malformed JSON" in run.error
-    stored_ids = set(RawRecord.objects.values_list("external_id", flat=True))
-    assert stored_ids == {row["id"] for row in coingecko_rows(250)}
+    [page] = stored_payloads("coingecko")
+    assert {row["id"] for row in page} == {row["id"] for row in coingecko_rows(250)}
+    assert stored_counts("coingecko") == (250, 1)
 
 
 def test_demo_key_goes_in_the_demo_header_and_is_never_stored(settings, httpserver, caplog):
@@ -249,7 +258,8 @@ def test_demo_key_goes_in_the_demo_header_and_is_never_stored(settings, httpserv
     assert run.status == Run.Status.SUCCEEDED
     run.refresh_from_db()
     assert SECRET not in json.dumps(run.options) + run.error + json.dumps(run.checkpoint_after)
-    assert not RawRecord.objects.filter(payload__icontains=SECRET).exists()
+    assert SECRET not in json.dumps(stored_payloads("coingecko"))
+    assert SECRET not in RawUnit.objects.get().url
     assert SECRET not in caplog.text
 
 
@@ -320,11 +330,7 @@ def test_items_missing_id_or_price_are_rejected_and_the_rest_loads(httpserver, c
 
     assert run.status == Run.Status.PARTIAL
     assert (run.records_inserted, run.records_rejected) == (3, 2)
-    reasons = dict(
-        RawRecord.objects.exclude(rejection_reason="").values_list(
-            "external_id", "rejection_reason"
-        )
-    )
+    reasons = rejections("coingecko")
     assert reasons == {
         "page 1 row 2 (no id)": "missing id (symbol 'eth', name 'Ethereum')",
         "tether": "missing current_price",
@@ -400,9 +406,7 @@ def test_required_field_removed_fails_the_run_naming_it(httpserver):
     assert "required field(s) current_price missing from every item (4)" in run.error
     assert run.drift["added"][0]["field"] == "price"
     # The rows are kept, each rejected with its reason, for inspection.
-    assert set(RawRecord.objects.values_list("rejection_reason", flat=True)) == {
-        "missing current_price"
-    }
+    assert set(rejections("coingecko").values()) == {"missing current_price"}
 
 
 def test_empty_first_page_fails_the_run_saying_why(httpserver):
@@ -430,4 +434,4 @@ def test_empty_later_page_is_the_end_of_the_list(settings, httpserver):
 
     assert run.status == Run.Status.SUCCEEDED
     assert [r.args["page"] for r in requests_to(httpserver, MARKETS)] == ["1", "2"]
-    assert stored_counts("coingecko") == (250, 250)
+    assert stored_counts("coingecko") == (250, 2)

@@ -11,17 +11,24 @@ from django.utils import timezone
 
 from ingestion.drift import json_type
 from ingestion.normalize import Rejected
-from ingestion.sources.base import Item, Source, SourceError, hash_payload
-from ingestion.sources.http import HttpPolicy, JsonClient, error_message, safe_url
+from ingestion.sources.base import Item, Source, SourceError, Unit
+from ingestion.sources.http import (
+    HttpPolicy,
+    JsonClient,
+    Page,
+    error_message,
+    parse_json,
+    safe_url,
+)
 
 
 class JsonApiSource(Source):
-    """A source that pages through a JSON API. Subclasses say how to call it (`fetch_pages`)
-    and how to read one item (`normalize`); this class builds the client, refuses a bad
-    configuration before any request, and checks each page's shape before its items go out.
+    """A source that pages through a JSON API. Subclasses say how to call it (`fetch_pages`),
+    how to read one page (`read_page`, also used to replay a stored page) and one item
+    (`normalize`); this class builds the client, refuses a bad configuration before any
+    request, and checks each page's shape before its unit goes out.
 
     API runs always start from the first page; the cursor records the last page read and when.
-    Items are whole rows, so `content_hash` (of the row) stays the same while the row does.
     """
 
     title: ClassVar[str]
@@ -31,10 +38,35 @@ class JsonApiSource(Source):
     def __init__(self, *, base_url: str, api_key: str = "") -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key.strip()
-        self._position: dict[str, Any] = {}
 
     @abstractmethod
-    def fetch_pages(self, client: JsonClient) -> Iterator[Item]: ...
+    def fetch_pages(self, client: JsonClient) -> Iterator[Unit]: ...
+
+    @abstractmethod
+    def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
+        """The items of one decoded page, or a `SourceError` saying what came instead."""
+
+    def replay(
+        self, *, data: bytes, context: dict[str, Any], line_start: int | None, file_name: str
+    ) -> list[Item]:
+        return self.read_page(parse_json(data), context)
+
+    def page_unit(self, client: JsonClient, fetched: Page, **context: Any) -> Unit:
+        """A fetched page as a unit, its items read by `read_page`."""
+        try:
+            items = self.read_page(fetched.body, context)
+        except SourceError as exc:
+            raise client.fail(str(exc), retryable=exc.retryable) from None
+        cursor = {**context, "fetched_at": timezone.now().isoformat()}
+        return Unit(
+            kind="page",
+            data=fetched.data,
+            media_type="application/json",
+            items=items,
+            cursor=cursor,
+            context=context,
+            url=fetched.url,
+        )
 
     def headers(self) -> dict[str, str]:
         return {}
@@ -49,10 +81,7 @@ class JsonApiSource(Source):
     def describe(self) -> dict[str, Any]:
         return {"base_url": safe_url(self.base_url), "api_key": bool(self.api_key)}
 
-    def position(self) -> dict[str, Any]:
-        return dict(self._position)
-
-    def fetch(self, cursor: dict[str, Any]) -> Iterator[Item]:
+    def fetch(self, cursor: dict[str, Any], *, batch_size: int) -> Iterator[Unit]:
         problem = self.configuration_error()
         if problem:
             raise SourceError(f"{self.title} is misconfigured: {problem}")
@@ -73,21 +102,17 @@ class JsonApiSource(Source):
         finally:
             client.close()
 
-    def mark(self, *, page: int, **extra: Any) -> None:
-        """Record the page whose items are about to be yielded (the checkpoint cursor)."""
-        self._position = {"page": page, "fetched_at": timezone.now().isoformat(), **extra}
-
-    def expect_rows(self, client: JsonClient, body: Any, *, what: str) -> list[dict[str, Any]]:
+    def expect_rows(self, body: Any, *, what: str) -> list[dict[str, Any]]:
         """`body` as a list of objects, or a `SourceError` saying what came instead."""
         if not isinstance(body, list):
             code, message = error_message(body)
             if message is not None:
                 found = f"error {code}: {message!r}" if code else f"error {message!r}"
-                raise client.fail(f"{what}: expected a list, got an {found}")
-            raise client.fail(f"{what}: expected a list, got a JSON {json_type(body)}")
+                raise SourceError(f"{what}: expected a list, got an {found}")
+            raise SourceError(f"{what}: expected a list, got a JSON {json_type(body)}")
         for index, row in enumerate(body, start=1):
             if not isinstance(row, dict):
-                raise client.fail(
+                raise SourceError(
                     f"{what}: item {index} is a JSON {json_type(row)}, not an object; "
                     "nothing from this response was stored"
                 )
@@ -97,41 +122,33 @@ class JsonApiSource(Source):
         self,
         rows: list[dict[str, Any]],
         *,
-        seen: set[str],
         where: Callable[[int], str],
         wrap: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> list[Item]:
-        """One item per provider id across the pages of a run: ranks move between requests,
-        so an id met again on a later page is skipped. Within one page, a second row for an id
-        is a contradiction the provider made: it is kept and rejected, saying so. A row without
-        an id keeps its place (`where(index)`) as its external id, and is rejected with it. The
-        content hash is the row's, whatever `wrap` adds to the stored payload."""
+        """One item per row, located by its provider id. A second row for an id in one page is
+        a contradiction the provider made: it is kept and rejected, saying so (an exact repeat
+        says nothing new and is dropped). A row without an id is located by its place
+        (`where(index)`) and rejected there."""
         items = []
-        on_this_page: dict[str, int] = {}
+        first_at: dict[str, int] = {}
         for index, row in enumerate(rows, start=1):
             coin_id = row.get("id")
             rejection = ""
             if isinstance(coin_id, str) and coin_id:
-                external_id = coin_id
-                if coin_id in on_this_page:
-                    first = rows[on_this_page[coin_id] - 1]
-                    if row == first:
+                location = coin_id
+                if coin_id in first_at:
+                    if row == rows[first_at[coin_id] - 1]:
                         continue
                     rejection = (
                         f"provider id {coin_id!r} appears again in this page ({where(index)}) "
-                        f"with other values; the first row ({where(on_this_page[coin_id])}) is kept"
+                        f"with other values; the first row ({where(first_at[coin_id])}) is kept"
                     )
-                    external_id = f"{coin_id} ({where(index)})"
-                elif coin_id in seen:
-                    continue
+                    location = f"{coin_id} ({where(index)})"
                 else:
-                    on_this_page[coin_id] = index
-                    seen.add(coin_id)
+                    first_at[coin_id] = index
             else:
-                external_id = f"{where(index)} (no id)"
-            items.append(
-                Item(external_id, wrap(row) if wrap else row, hash_payload(row), rejection)
-            )
+                location = f"{where(index)} (no id)"
+            items.append(Item(location, index, wrap(row) if wrap else row, rejection))
         return items
 
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ingestion.drift import Schema
@@ -22,30 +22,53 @@ class SourceError(Exception):
         self.retryable = retryable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Item:
-    """One record as received, with where it came from (a provider id, or file and line)."""
+    """One record as received: where it is (a provider id, or file and line), its place in its
+    unit (file line or index in the page), and its content."""
 
-    external_id: str
+    location: str
+    position: int
     payload: dict[str, Any]
-    content_hash: str
     # Set when the source already knows the item cannot be loaded (a second, different row for
-    # a provider id in one page; a CSV line too long to parse): it is kept and rejected with it.
+    # a provider id in one page; a CSV line too long to parse): it is rejected with this reason.
     rejection: str = ""
 
 
-def hash_payload(payload: Any) -> str:
-    """A stable hash of a JSON-able payload: key order and whitespace do not matter."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+@dataclass(slots=True)
+class Unit:
+    """One unit fetched, as received: an API response page or a chunk of a CSV file, the items
+    read from it, and the checkpoint cursor that belongs after it."""
+
+    kind: str  # ingestion.models.RawUnit.Kind
+    data: bytes
+    media_type: str
+    items: list[Item]
+    cursor: dict[str, Any]
+    context: dict[str, Any] = field(default_factory=dict)
+    url: str = ""
+    file_name: str = ""
+    byte_start: int | None = None
+    byte_end: int | None = None
+    line_start: int | None = None
+    line_end: int | None = None
+
+    def content_hash(self) -> str:
+        """Of the bytes and of what reading them depends on: the same bytes read another way
+        (a Yahoo chunk under another symbol) are another unit."""
+        digest = hashlib.sha256(json.dumps(self.context, sort_keys=True).encode())
+        digest.update(b"\x1f")
+        digest.update(self.data)
+        return digest.hexdigest()
 
 
 class Source(ABC):
-    """A provider of raw records.
+    """A provider of raw data.
 
-    `fetch(cursor)` yields items lazily; while it is paused after an item, `position()` is the
-    checkpoint cursor that makes the next run continue right after that item. The pipeline
-    commits a batch and that cursor in one transaction.
+    `fetch(cursor, batch_size=...)` yields units lazily (a page, or a chunk of at most
+    `batch_size` rows), each with the checkpoint cursor that makes the next run continue right
+    after it; the pipeline commits a unit's data and its cursor in one transaction. `replay`
+    reads the items of a stored unit again, the same way, for `renormalize`.
     """
 
     name: ClassVar[str]
@@ -57,10 +80,13 @@ class Source(ABC):
     expected_schema: ClassVar[Schema | None] = None
 
     @abstractmethod
-    def fetch(self, cursor: dict[str, Any]) -> Iterator[Item]: ...
+    def fetch(self, cursor: dict[str, Any], *, batch_size: int) -> Iterator[Unit]: ...
 
     @abstractmethod
-    def position(self) -> dict[str, Any]: ...
+    def replay(
+        self, *, data: bytes, context: dict[str, Any], line_start: int | None, file_name: str
+    ) -> list[Item]:
+        """The items of a stored unit, read as `fetch` read them."""
 
     @abstractmethod
     def normalize(self, payload: dict[str, Any]) -> Observation:

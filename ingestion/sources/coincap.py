@@ -32,7 +32,7 @@ from ingestion.normalize import (
     to_utc,
 )
 from ingestion.sources.api import JsonApiSource, provider_id, text
-from ingestion.sources.base import Item
+from ingestion.sources.base import Item, SourceError, Unit
 from ingestion.sources.http import JsonClient, error_message
 
 BASE_URL = "https://rest.coincap.io/v3"
@@ -108,16 +108,15 @@ class CoinCapSource(JsonApiSource):
         item = payload.get("item")
         return item if isinstance(item, dict) else {}
 
-    def fetch_pages(self, client: JsonClient) -> Iterator[Item]:
-        seen: set[str] = set()
+    def fetch_pages(self, client: JsonClient) -> Iterator[Unit]:
         offset = 0
-        page = 0
+        page_no = 0
         while offset < self.max_assets:
-            page += 1
+            page_no += 1
             limit = min(PAGE_LIMIT, self.max_assets - offset)
-            body = client.get_json("/assets", params={"limit": limit, "offset": offset})
-            rows, timestamp = self._page(client, body, what=f"/assets page {page}")
-            if not rows and page == 1:
+            page = client.get_page("/assets", params={"limit": limit, "offset": offset})
+            unit = self.page_unit(client, page, page=page_no, offset=offset)
+            if not unit.items and page_no == 1:
                 # An empty later page is the end of the list; an empty first one is not an
                 # answer CoinCap gives when it works.
                 raise client.fail(
@@ -125,26 +124,29 @@ class CoinCapSource(JsonApiSource):
                     "assets; nothing was stored. Try again later",
                     retryable=True,
                 )
-            items = self.items_by_id(
-                rows,
-                seen=seen,
-                where=lambda index, offset=offset: f"position {offset + index}",
-                wrap=lambda row, timestamp=timestamp: {"item": row, "timestamp": timestamp},
-            )
-            self.mark(page=page, offset=offset, timestamp=timestamp)
-            yield from items
-            if len(rows) < limit:
+            yield unit
+            rows = len(page.body["data"])
+            if rows < limit:
                 break
-            offset += len(rows)
+            offset += rows
 
-    def _page(self, client: JsonClient, body: Any, *, what: str) -> tuple[list[dict], int]:
+    def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
+        offset = context.get("offset", 0)
+        rows, timestamp = self._page(body, what=f"/assets page {context.get('page', 1)}")
+        return self.items_by_id(
+            rows,
+            where=lambda index: f"position {offset + index}",
+            wrap=lambda row: {"item": row, "timestamp": timestamp},
+        )
+
+    def _page(self, body: Any, *, what: str) -> tuple[list[dict], int]:
         """The rows and timestamp of one response, or a `SourceError` saying what came."""
         if not isinstance(body, dict):
-            raise client.fail(f"{what}: expected an object with data and timestamp")
+            raise SourceError(f"{what}: expected an object with data and timestamp")
         data = body.get("data")
         if isinstance(data, dict):
             _, message = error_message(body)
-            raise client.fail(
+            raise SourceError(
                 f"{what}: `data` is an object, not a list of assets: {message or data!r}. "
                 "This is what the shut-down v2 API answers; use the v3 base URL "
                 f"{BASE_URL} with COINCAP_API_KEY"
@@ -152,11 +154,11 @@ class CoinCapSource(JsonApiSource):
         if not isinstance(data, list):
             _, message = error_message(body)
             found = f"an error {message!r}" if message else "no `data` list"
-            raise client.fail(f"{what}: expected a list of assets, got {found}")
-        rows = self.expect_rows(client, data, what=what)
+            raise SourceError(f"{what}: expected a list of assets, got {found}")
+        rows = self.expect_rows(data, what=what)
         timestamp = body.get("timestamp")
         if isinstance(timestamp, bool) or not isinstance(timestamp, int | float) or timestamp <= 0:
-            raise client.fail(f"{what}: the response has no valid timestamp ({timestamp!r})")
+            raise SourceError(f"{what}: the response has no valid timestamp ({timestamp!r})")
         return rows, int(timestamp)
 
     def normalize(self, payload: dict[str, Any]) -> Observation:

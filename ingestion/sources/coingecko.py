@@ -24,7 +24,7 @@ from django.conf import settings
 from ingestion.drift import Schema, spec
 from ingestion.normalize import Observation, to_decimal, to_positive_price, to_utc
 from ingestion.sources.api import JsonApiSource, provider_id, text
-from ingestion.sources.base import Item
+from ingestion.sources.base import Item, Unit
 from ingestion.sources.http import JsonClient
 
 DEMO_BASE_URL = "https://api.coingecko.com/api/v3"
@@ -119,22 +119,21 @@ class CoinGeckoSource(JsonApiSource):
             10011: "This is a Demo key: set COINGECKO_API_PLAN=demo (host api.coingecko.com)",
         }
 
-    def fetch_pages(self, client: JsonClient) -> Iterator[Item]:
-        seen: set[str] = set()
+    def fetch_pages(self, client: JsonClient) -> Iterator[Unit]:
         taken = 0
-        for page in range(1, math.ceil(self.max_coins / PER_PAGE) + 1):
-            body = client.get_json(
+        for page_no in range(1, math.ceil(self.max_coins / PER_PAGE) + 1):
+            page = client.get_page(
                 "/coins/markets",
                 params={
                     "vs_currency": "usd",
                     "order": "market_cap_desc",
                     "per_page": PER_PAGE,
-                    "page": page,
+                    "page": page_no,
                     "sparkline": "false",
                 },
             )
-            rows = self.expect_rows(client, body, what=f"/coins/markets page {page}")
-            if not rows and page == 1:
+            unit = self.page_unit(client, page, page=page_no)
+            if not unit.items and page_no == 1:
                 # An empty later page is the end of the list; an empty first one is not an
                 # answer CoinGecko gives when it works (it lists thousands of coins).
                 raise client.fail(
@@ -142,14 +141,17 @@ class CoinGeckoSource(JsonApiSource):
                     "coins; nothing was stored. Try again later",
                     retryable=True,
                 )
-            items = self.items_by_id(
-                rows, seen=seen, where=lambda index, page=page: f"page {page} row {index}"
-            )[: self.max_coins - taken]
-            self.mark(page=page)
-            yield from items
-            taken += len(items)
-            if len(rows) < PER_PAGE:
+            # Ranks move between requests: a coin may show on two pages. Both are observations.
+            unit.items = unit.items[: self.max_coins - taken]
+            yield unit
+            taken += len(unit.items)
+            if len(page.body) < PER_PAGE:
                 break
+
+    def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
+        page_no = context.get("page", 1)
+        rows = self.expect_rows(body, what=f"/coins/markets page {page_no}")
+        return self.items_by_id(rows, where=lambda index: f"page {page_no} row {index}")
 
     def normalize(self, payload: dict[str, Any]) -> Observation:
         return Observation(

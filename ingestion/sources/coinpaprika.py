@@ -21,7 +21,7 @@ from django.conf import settings
 from ingestion.drift import Schema, spec
 from ingestion.normalize import Observation, Rejected, to_decimal, to_positive_price, to_utc
 from ingestion.sources.api import JsonApiSource, provider_id, text
-from ingestion.sources.base import Item
+from ingestion.sources.base import Item, Unit
 from ingestion.sources.http import JsonClient
 
 FREE_BASE_URL = "https://api.coinpaprika.com/v1"
@@ -108,19 +108,20 @@ class CoinPaprikaSource(JsonApiSource):
         value = f"Bearer {self.api_key}" if self.auth_scheme == "bearer" else self.api_key
         return {"Authorization": value}
 
-    def fetch_pages(self, client: JsonClient) -> Iterator[Item]:
-        body = client.get_json("/tickers", params={"quotes": "USD"})
-        rows = self.expect_rows(client, body, what="/tickers")
-        if not rows:
+    def fetch_pages(self, client: JsonClient) -> Iterator[Unit]:
+        unit = self.page_unit(client, client.get_page("/tickers", params={"quotes": "USD"}))
+        if not unit.items:
             # Every active coin comes in this one answer: none at all is a provider fault.
             raise client.fail(
                 "/tickers is an empty list, where CoinPaprika always lists every active coin; "
                 "nothing was stored. Try again later",
                 retryable=True,
             )
-        items = self.items_by_id(rows, seen=set(), where=lambda index: f"row {index}")
-        self.mark(page=1)
-        yield from items
+        yield unit
+
+    def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
+        rows = self.expect_rows(body, what="/tickers")
+        return self.items_by_id(rows, where=lambda index: f"row {index}")
 
     def normalize(self, payload: dict[str, Any]) -> Observation:
         coin_id = provider_id(payload)

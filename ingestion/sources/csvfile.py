@@ -10,7 +10,11 @@ The file is streamed: memory does not grow with its size. The checkpoint keeps, 
 byte offset reached and a SHA-256 of the bytes before it. The next run hashes that prefix again:
 if it matches, reading continues at the offset (an unchanged file reads nothing, appended rows
 are the only ones read); if not, the file was replaced and is read again from the start, and
-content hashes keep that from creating duplicates.
+the quotes' unique key keeps that from creating duplicates.
+
+Each chunk of up to ETL_BATCH_SIZE rows is one raw unit: its exact bytes, with the layout, header
+and symbol needed to read them again (`replay`). Every row is a daily bar: open, high, low and
+close (the price) are kept.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,7 +37,7 @@ from ingestion.normalize import (
     to_positive_price,
     to_utc,
 )
-from ingestion.sources.base import Item, Source, SourceError
+from ingestion.sources.base import Item, Source, SourceError, Unit
 
 _CHUNK = 1 << 20
 # A daily price row is well under a kilobyte. A longer line is rejected without being parsed
@@ -129,6 +134,16 @@ class _Row:
         return value.strip()
 
 
+def _bar(row: _Row) -> dict[str, Any]:
+    """A daily row's open, high and low (its close is the price)."""
+    return {
+        "open_usd": to_decimal(row.get("open"), field="Open"),
+        "high_usd": to_decimal(row.get("high"), field="High"),
+        "low_usd": to_decimal(row.get("low"), field="Low"),
+        "interval": "1d",
+    }
+
+
 def _normalize_kaggle(payload: dict[str, Any]) -> Observation:
     row = _Row(payload["row"])
     symbol = row.require("symbol", "Symbol").upper()
@@ -141,6 +156,7 @@ def _normalize_kaggle(payload: dict[str, Any]) -> Observation:
         price_usd=to_positive_price(row.get("close"), field="Close"),
         market_cap_usd=to_decimal(row.get("marketcap"), field="Marketcap"),
         volume_24h_usd=to_decimal(row.get("volume"), field="Volume"),
+        **_bar(row),
     )
 
 
@@ -154,6 +170,7 @@ def _normalize_yahoo(payload: dict[str, Any]) -> Observation:
         observed_at=to_utc(row.get("date"), field="Date"),
         price_usd=to_positive_price(row.get("close"), field="Close"),
         volume_24h_usd=to_decimal(row.get("volume"), field="Volume"),
+        **_bar(row),
     )
 
 
@@ -177,6 +194,7 @@ def _normalize_cryptodatadownload(payload: dict[str, Any]) -> Observation:
         observed_at=observed_at,
         price_usd=to_positive_price(row.get("close"), field="Close"),
         volume_24h_usd=to_decimal(row.get("volumeusd"), field="Volume USD"),
+        **_bar(row),
     )
 
 
@@ -198,9 +216,6 @@ class CsvSource(Source):
         self.path = Path(path).resolve()
         self.symbol = symbol.strip().upper() if symbol else None
         self.asset_slug = asset.strip() if asset else None
-        self._state: dict[str, Any] = {}
-        self._cursor: dict[str, Any] = {}
-        self._hasher = hashlib.sha256()
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "symbol": self.symbol, "asset": self.asset_slug}
@@ -213,27 +228,76 @@ class CsvSource(Source):
             raise Rejected(f"unknown CSV layout {layout!r}")
         return _NORMALIZERS[layout](payload)
 
-    def position(self) -> dict[str, Any]:
-        files = dict(self._cursor.get("files", {}))
-        files[str(self.path)] = {**self._state, "sha256": self._hasher.hexdigest()}
-        return {**self._cursor, "files": files}
-
-    def fetch(self, cursor: dict[str, Any]) -> Iterator[Item]:
-        self._cursor = cursor
+    def fetch(self, cursor: dict[str, Any], *, batch_size: int) -> Iterator[Unit]:
         if not self.path.is_file():
             raise SourceError(f"CSV file not found: {self.path}")
         with self.path.open("rb") as handle:
             layout, header, offset, line_no = self._read_header(handle)
             symbol = self._file_symbol(layout)
-            self._state = {"offset": offset, "line": line_no, "layout": layout.name}
-            self._hasher = hashlib.sha256()
+            state = {"offset": offset, "line": line_no, "layout": layout.name}
+            hasher = hashlib.sha256()
             handle.seek(0)
-            self._hasher.update(handle.read(offset))
-            resume = self._resumable_offset(handle, cursor.get("files", {}).get(str(self.path)))
+            hasher.update(handle.read(offset))
+            saved = cursor.get("files", {}).get(str(self.path))
+            resume = self._resumable_offset(handle, saved, state=state, hasher=hasher)
             if resume is not None:
-                self._state.update(resume)
-            handle.seek(self._state["offset"])
-            yield from self._rows(handle, layout, header, symbol)
+                hasher = resume
+                state.update(offset=saved["offset"], line=saved["line"])
+            handle.seek(state["offset"])
+            context = {"layout": layout.name, "header": header, "symbol": symbol}
+            lines = _Lines(handle, line_no=state["line"], hasher=hasher)
+            items: list[Item] = []
+            start = (state["offset"], state["line"] + 1)
+            for item in _items(
+                lines, layout=layout, header=header, symbol=symbol, name=self.path.name
+            ):
+                items.append(item)
+                if len(items) >= batch_size:
+                    yield self._unit(lines, items, start, context, cursor, state)
+                    items = []
+                    start = (lines.offset, lines.complete + 1)
+            if items or lines.kept:
+                yield self._unit(lines, items, start, context, cursor, state)
+
+    def _unit(
+        self,
+        lines: _Lines,
+        items: list[Item],
+        start: tuple[int, int],
+        context: dict[str, Any],
+        cursor: dict[str, Any],
+        state: dict[str, Any],
+    ) -> Unit:
+        """The lines read since the last unit, as one; the cursor stays before a last line that
+        has no newline yet (it may still be being written), so the next run reads it whole."""
+        data = lines.take()
+        state.update(offset=lines.offset, line=lines.complete)
+        files = {**cursor.get("files", {}), str(self.path): {**state, "sha256": lines.sha256()}}
+        return Unit(
+            kind="chunk",
+            data=data,
+            media_type="text/csv",
+            items=items,
+            cursor={**cursor, "files": files},
+            context=context,
+            file_name=str(self.path),
+            byte_start=start[0],
+            byte_end=start[0] + len(data),
+            line_start=start[1],
+            line_end=lines.line_no,
+        )
+
+    def replay(
+        self, *, data: bytes, context: dict[str, Any], line_start: int | None, file_name: str
+    ) -> list[Item]:
+        layout = LAYOUTS_BY_NAME[context["layout"]]
+        lines = _Lines(io.BytesIO(data), line_no=(line_start or 1) - 1, hasher=None)
+        name = Path(file_name).name
+        return list(
+            _items(
+                lines, layout=layout, header=context["header"], symbol=context["symbol"], name=name
+            )
+        )
 
     def _read_header(self, handle: Any) -> tuple[Layout, list[str], int, int]:
         self._check_encoding(handle.read(4096))
@@ -293,14 +357,17 @@ class CsvSource(Source):
             )
         return symbol
 
-    def _resumable_offset(self, handle: Any, saved: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The saved position if the file still starts with exactly the bytes read last time."""
-        if not saved or saved.get("offset", 0) <= self._state["offset"]:
+    def _resumable_offset(
+        self, handle: Any, saved: dict[str, Any] | None, *, state: dict[str, Any], hasher: Any
+    ) -> Any:
+        """The hash of the saved prefix if the file still starts with exactly the bytes read
+        last time (continue at the saved offset), else None (read the file again)."""
+        if not saved or saved.get("offset", 0) <= state["offset"]:
             return None
         end = saved["offset"]
-        hasher = self._hasher.copy()
-        handle.seek(self._state["offset"])
-        remaining = end - self._state["offset"]
+        hasher = hasher.copy()
+        handle.seek(state["offset"])
+        remaining = end - state["offset"]
         while remaining > 0:
             chunk = handle.read(min(_CHUNK, remaining))
             if not chunk:
@@ -309,91 +376,98 @@ class CsvSource(Source):
             remaining -= len(chunk)
         if hasher.hexdigest() != saved.get("sha256"):
             return None
-        self._hasher = hasher
-        return {"offset": end, "line": saved["line"]}
+        return hasher
 
-    def _rows(
-        self, handle: Any, layout: Layout, header: list[str], symbol: str | None
-    ) -> Iterator[Item]:
-        state = self._state
-        hasher = self._hasher
-        file_name = self.path.name
-        columns = len(header)
-        line_no = state["line"]
 
-        # Lines too long to parse, by line number: each comes out of csv as a blank row and is
-        # rejected there.
-        too_long: dict[int, int] = {}
+class _Lines:
+    """A file's lines from where reading starts: counted, the complete ones hashed (for the
+    checkpoint) and kept as received until `take()`. A line longer than MAX_LINE_BYTES is read
+    through without being held: it is kept cut to that length, and comes out as a blank line
+    whose number is in `too_long`."""
 
-        def lines() -> Iterator[str]:
-            nonlocal line_no
-            while raw := handle.readline(MAX_LINE_BYTES + 1):
-                line_no += 1
-                size = len(raw)
-                if size > MAX_LINE_BYTES:
-                    # Read through the rest of the line without keeping it.
-                    hasher.update(raw)
-                    while not raw.endswith(b"\n") and (raw := handle.readline(_CHUNK)):
-                        hasher.update(raw)
-                        size += len(raw)
-                    too_long[line_no] = size
-                    if raw.endswith(b"\n"):
-                        state["offset"] += size
-                        state["line"] = line_no
-                    yield "\n"
-                    continue
-                # A last line without its newline may still be being written: it is read, but
-                # the checkpoint stays before it, so the next run reads it again, whole.
+    def __init__(self, handle: Any, *, line_no: int, hasher: Any) -> None:
+        self.handle = handle
+        self.line_no = line_no  # the last line read
+        self.complete = line_no  # the last line read whole (ending in a newline)
+        self.offset = handle.tell()  # just after `complete`
+        self.hasher = hasher
+        self.too_long: list[int] = []
+        self._kept: list[bytes] = []
+
+    @property
+    def kept(self) -> bool:
+        return bool(self._kept)
+
+    def take(self) -> bytes:
+        data = b"".join(self._kept)
+        self._kept = []
+        return data
+
+    def sha256(self) -> str:
+        return self.hasher.hexdigest() if self.hasher is not None else ""
+
+    def __iter__(self) -> Iterator[str]:
+        readline = self.handle.readline
+        while raw := readline(MAX_LINE_BYTES + 1):
+            self.line_no += 1
+            size = len(raw)
+            if size > MAX_LINE_BYTES:
+                self._kept.append(raw[:MAX_LINE_BYTES] + b"\n")
+                self._hash(raw)
+                while not raw.endswith(b"\n") and (raw := readline(_CHUNK)):
+                    self._hash(raw)
+                    size += len(raw)
+                self.too_long.append(self.line_no)
                 if raw.endswith(b"\n"):
-                    hasher.update(raw)
-                    state["offset"] += size
-                    state["line"] = line_no
-                yield raw.decode("utf-8", errors="replace")
-
-        def rejected(reason: str, text: str) -> Item:
-            payload = {"layout": layout.name, "error": reason, "text": text[:_KEPT_TEXT]}
-            digest = hashlib.sha256(f"{prefix}\x1e{line_no}\x1e{reason}".encode()).hexdigest()
-            return Item(f"{file_name}:{line_no}"[-255:], payload, digest, reason)
-
-        prefix = f"{layout.name}\x1f{symbol or ''}\x1f"
-        reader = csv.reader(lines())
-        while True:
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield rejected(f"line {line_no}: unreadable CSV: {exc}", "")
+                    self.offset += size
+                    self.complete = self.line_no
+                yield "\n"
                 continue
-            if too_long:
-                for number, size in too_long.items():
-                    yield Item(
-                        f"{file_name}:{number}"[-255:],
-                        {"layout": layout.name, "error": "line too long"},
-                        hashlib.sha256(f"{prefix}\x1e{number}\x1e{size}".encode()).hexdigest(),
-                        f"line {number} is {size:,} bytes, longer than the "
-                        f"{MAX_LINE_BYTES:,} a row may have",
-                    )
-                too_long.clear()
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                continue  # blank line
-            if len(fields) == columns:
-                payload: dict[str, Any] = {
-                    "layout": layout.name,
-                    "row": dict(zip(header, fields, strict=True)),
-                }
-            else:
-                # Kept whole, with the reason, so the row can be inspected and fixed.
-                payload = {
-                    "layout": layout.name,
-                    "fields": fields,
-                    "error": f"expected {columns} columns, found {len(fields)}",
-                }
-            if symbol:
-                payload["symbol"] = symbol
-            digest = hashlib.sha256((prefix + "\x1f".join(fields)).encode()).hexdigest()
-            yield Item(
-                external_id=f"{file_name}:{line_no}"[-255:],
-                payload=payload,
-                content_hash=digest,
-            )
+            self._kept.append(raw)
+            if raw.endswith(b"\n"):
+                self._hash(raw)
+                self.offset += size
+                self.complete = self.line_no
+            yield raw.decode("utf-8", errors="replace")
+
+    def _hash(self, raw: bytes) -> None:
+        if self.hasher is not None:
+            self.hasher.update(raw)
+
+
+def _items(
+    lines: _Lines, *, layout: Layout, header: list[str], symbol: str | None, name: str
+) -> Iterator[Item]:
+    """The rows of `lines` as items, each located by file name and line."""
+    columns = len(header)
+    reader = csv.reader(lines)
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            reason = f"line {lines.line_no}: unreadable CSV: {exc}"
+            yield Item(f"{name}:{lines.line_no}", lines.line_no, {"error": reason}, reason)
+            continue
+        while lines.too_long:
+            number = lines.too_long.pop(0)
+            reason = f"line {number} is longer than the {MAX_LINE_BYTES:,} bytes a row may have"
+            yield Item(f"{name}:{number}", number, {"error": reason}, reason)
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue  # blank line
+        if len(fields) == columns:
+            payload: dict[str, Any] = {
+                "layout": layout.name,
+                "row": dict(zip(header, fields, strict=True)),
+            }
+        else:
+            # Kept whole, with the reason, so the row can be inspected and fixed.
+            payload = {
+                "layout": layout.name,
+                "fields": fields,
+                "error": f"expected {columns} columns, found {len(fields)}",
+            }
+        if symbol:
+            payload["symbol"] = symbol
+        yield Item(f"{name}:{lines.line_no}", lines.line_no, payload)

@@ -293,6 +293,15 @@ def parse_json(body: bytes) -> Any:
     return json.loads(body, parse_constant=str, parse_int=_parse_int, parse_float=_parse_float)
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One response: its decoded body, its bytes as received, and the request (no key)."""
+
+    body: Any
+    data: bytes
+    url: str
+
+
 def _is_html(response: requests.Response) -> bool:
     content_type = response.headers.get("content-type", "").lower()
     head = response.content.lstrip()[:15].lower()
@@ -383,6 +392,11 @@ class JsonClient:
 
     def get_json(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
         """The decoded JSON body of `GET base_url + path`, retrying what can be retried."""
+        return self.get_page(path, params=params).body
+
+    def get_page(self, path: str, *, params: Mapping[str, Any] | None = None) -> Page:
+        """`GET base_url + path`: the body as received (any key redacted) and decoded, and the
+        request as it may be shown (no key), retrying what can be retried."""
         url = f"{self.base_url}/{path.lstrip('/')}"
         try:
             shown = self.redact(safe_url(requests.Request("GET", url, params=params).prepare().url))
@@ -491,7 +505,7 @@ class JsonClient:
             attempt=attempt, base=self.policy.backoff_base, cap=self.policy.max_wait, rng=self._rng
         )
 
-    def _decode(self, response: requests.Response, shown: str) -> Any:
+    def _decode(self, response: requests.Response, shown: str) -> Page:
         status = response.status_code
         if status in (401, 403):
             raise self.fail(f"GET {shown} was refused (HTTP {status}): {self._detail(response)}")
@@ -509,7 +523,7 @@ class JsonClient:
         for secret in self._secrets:
             body = body.replace(secret.encode(), REDACTED.encode())
         try:
-            return parse_json(body)
+            return Page(parse_json(body), body, shown)
         except UnicodeDecodeError:
             reason = "a body that is not UTF-8 text"
         except json.JSONDecodeError as exc:

@@ -1,4 +1,4 @@
-"""`manage.py renormalize [--source S]`: rebuild quotes from raw records, no provider called."""
+"""`manage.py renormalize [--source S]`: rebuild quotes from raw units, no provider called."""
 
 from __future__ import annotations
 
@@ -7,27 +7,27 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ingestion.management.commands.ingest import EXIT_ALREADY_RUNNING, EXIT_FAILED, summary
-from ingestion.models import RawRecord
+from ingestion.models import RawUnit
 from ingestion.renormalize import renormalize
 from ingestion.sources import SOURCE_NAMES
 from runs.models import Run, RunAlreadyActive
 
 
 class Command(BaseCommand):
-    help = "Rebuild quotes from stored raw records (after a mapping fix), one Run per source."
+    help = "Rebuild quotes from stored raw units (after a mapping fix), one Run per source."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--source",
             choices=SOURCE_NAMES,
-            help="Only this source (default: every source that has raw records).",
+            help="Only this source (default: every source that has raw units).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         sources = (
             [options["source"]]
             if options["source"]
-            else sorted(RawRecord.objects.order_by().values_list("source", flat=True).distinct())
+            else sorted(RawUnit.objects.order_by().values_list("source", flat=True).distinct())
         )
         failed = []
         for source in sources:
