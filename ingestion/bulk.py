@@ -200,7 +200,7 @@ def _write_staged(
         definition = ", ".join(f'"{name}" {type_}' for name, type_ in _STAGE)
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TABLE} ({definition}) "
-            "ON COMMIT DELETE ROWS"
+            "ON COMMIT PRESERVE ROWS"
         )
         # Emptied at commit anyway, but several batches can share one transaction (renormalize).
         cursor.execute(f"TRUNCATE {STAGE_TABLE}")

@@ -84,6 +84,15 @@ def is_missing(value: Any) -> bool:
 
 def to_decimal(value: Any, *, field: str, required: bool = False) -> Decimal | None:
     """Parse a JSON or CSV number exactly: strings, ints, floats and exponent notation."""
+    if isinstance(value, str):
+        # The common case first: a plain number. Anything else takes the careful path below.
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            pass
+        else:
+            if number.is_finite():
+                return number
     if is_missing(value):
         if required:
             raise Rejected(f"missing {field}")

@@ -335,9 +335,11 @@ def write_batch(
         )
 
     def resolve(observations: list[Observation]) -> dict[str, int]:
+        # A file names one coin thousands of times: each provider id is resolved once.
+        first = {o.identity: o for o in reversed(observations)}
         return resolve_assets(
             source=source,
-            assets=(ProviderAsset(o.identity, o.symbol, o.name) for o in observations),
+            assets=(ProviderAsset(o.identity, o.symbol, o.name) for o in first.values()),
             asset_slug=asset_slug,
         )
 
@@ -360,10 +362,12 @@ def write_batch(
 
 
 def column_fitter() -> Callable[[Observation], Observation]:
-    """Round an observation's values to what the database keeps, so comparing them with stored
-    quotes is exact."""
-    # SQLite keeps decimals as 8-byte floats: 15 significant digits survive a round trip.
-    significant = 15 if connection.vendor == "sqlite" else None
+    """Refuse or empty what the columns cannot hold, and round values to what the database
+    keeps where comparing them with stored quotes needs it."""
+    # SQLite keeps decimals as 8-byte floats: 15 significant digits survive a round trip, so
+    # values are rounded here. PostgreSQL rounds to the column's scale itself and compares the
+    # rounded values in the upsert: only the range (and the price) needs checking here.
+    rounded = connection.vendor == "sqlite"
     columns = [
         (name, Quote._meta.get_field(name).max_digits, Quote._meta.get_field(name).decimal_places)
         for name in bulk.QUOTE_VALUE_FIELDS
@@ -375,20 +379,25 @@ def column_fitter() -> Callable[[Observation], Observation]:
             value = getattr(observation, name)
             if value is None:
                 continue
+            is_price = name == "price_usd"
+            if not (rounded or is_price):
+                if value.adjusted() >= max_digits - places:
+                    # An absurd market cap or volume must not cost the price: it is left empty.
+                    setattr(observation, name, None)
+                continue
             try:
                 fitted = fit(
                     value,
                     field=name,
                     max_digits=max_digits,
                     places=places,
-                    significant=significant,
+                    significant=15 if rounded else None,
                 )
             except Rejected:
-                if name == "price_usd":
+                if is_price:
                     raise
-                # An absurd market cap or volume must not cost the price: it is left empty.
                 fitted = None
-            if name == "price_usd" and fitted == 0:
+            if is_price and fitted == 0:
                 raise Rejected(f"price_usd {value} is below 1e-{places}, the smallest price kept")
             setattr(observation, name, fitted)
         return observation
