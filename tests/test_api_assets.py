@@ -9,6 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from ingestion.pipeline import ingest
+from prices.models import Asset
+from tests.conftest import FIXTURES, stored
 from tests.factories import AssetFactory, AssetIdentifierFactory, QuoteFactory
 
 pytestmark = pytest.mark.django_db
@@ -153,3 +156,26 @@ def test_history_costs_two_queries_however_many_buckets(client, django_assert_nu
     assert len(body["results"]) == 48
     # The asset, the buckets, and their opening and closing quotes.
     assert len(data) == 3
+
+
+def test_daily_history_of_a_csv_export_keeps_its_bars(client):
+    """The Kaggle file's own open, high and low, not flat candles made of the close."""
+    ingest(source="csv", path=str(FIXTURES / "csv" / "kaggle_coin_Ethereum_head.csv"))
+    asset = Asset.objects.get(symbol="ETH")
+
+    body = client.get(f"/api/assets/{asset.pk}/history/", {"interval": "1d", "limit": 20}).json()
+    first = body["results"][-1]
+    hourly = client.get(f"/api/assets/{asset.pk}/history/", {"interval": "1h"}).json()
+
+    assert first["start"].startswith("2015-08-08")
+    # The file's first row: Open 2.79..., High 2.80..., Low 0.71..., Close 0.75...
+    ohlc = [Decimal(first[key]) for key in ("open", "high", "low", "close")]
+    assert ohlc == [
+        stored("2.793760061264038"),
+        stored("2.7988100051879883"),
+        stored("0.7147250175476074"),
+        stored("0.7533249855041504"),
+    ]
+    # An hour cannot hold a day's range: an hourly candle shows the bar's close only.
+    last_hour = hourly["results"][-1]
+    assert Decimal(last_hour["open"]) == Decimal(last_hour["high"]) == stored("0.7533249855041504")
