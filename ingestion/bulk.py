@@ -207,7 +207,8 @@ def _write_staged(
         names = ", ".join(f'"{name}"' for name, _ in _STAGE)
         cursor.copy_expert(
             # An empty interval (a snapshot) is the empty string, not NULL.
-            f'COPY {STAGE_TABLE} ({names}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL ("interval"))',
+            f"COPY {STAGE_TABLE} ({names}) FROM STDIN "
+            'WITH (FORMAT csv, FORCE_NOT_NULL ("interval"))',
             io.StringIO(staged),
         )
         cursor.execute(

@@ -149,9 +149,7 @@ def requests_to(server: HTTPServer, path: str) -> list[Request]:
 
 def quotes_by_provider_id(source: str) -> dict[str, Quote]:
     """The quotes of `source`, keyed by the provider id of the raw record each came from."""
-    ids = dict(
-        AssetIdentifier.objects.filter(source=source).values_list("asset_id", "external_id")
-    )
+    ids = dict(AssetIdentifier.objects.filter(source=source).values_list("asset_id", "external_id"))
     return {ids[quote.asset_id]: quote for quote in Quote.objects.filter(source=source)}
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from ingestion.models import Rejection, RawUnit
+from ingestion.models import RawUnit, Rejection
 from ingestion.pipeline import ingest
 from ingestion.sources.csvfile import MAX_LINE_BYTES
 from prices.models import Quote

@@ -99,10 +99,7 @@ def test_cryptodatadownload_pair_not_in_usd_is_rejected(write_csv):
     run = ingest(source="csv", path=str(path))
 
     assert (run.records_inserted, run.records_rejected) == (1, 1)
-    assert (
-        "not a pair quoted in USD"
-        in Rejection.objects.get(location="prices.csv:2").reason
-    )
+    assert "not a pair quoted in USD" in Rejection.objects.get(location="prices.csv:2").reason
 
 
 def test_header_is_matched_ignoring_case_spacing_bom_and_crlf(write_csv):
@@ -197,6 +194,4 @@ def test_an_over_long_name_rejects_the_row_not_the_run(write_csv):
     run = ingest(source="csv", path=str(write_csv(f"{KAGGLE_HEADER}\n{row}\n{good}\n")))
 
     assert (run.status, run.records_inserted, run.records_rejected) == ("partial", 1, 1)
-    assert (
-        "longer than 255" in Rejection.objects.get().reason
-    )
+    assert "longer than 255" in Rejection.objects.get().reason

@@ -20,12 +20,12 @@ from tests.provider_helpers import (
     fixture_path,
     json_response,
     quotes_by_provider_id,
-    rejections,
-    stored_payloads,
     raw_response,
+    rejections,
     requests_to,
     serve_by_param,
     stored_counts,
+    stored_payloads,
     use_local_providers,
 )
 

@@ -16,8 +16,8 @@ from tests.provider_helpers import (
     fixture_path,
     json_response,
     quotes_by_provider_id,
-    requests_to,
     rejections,
+    requests_to,
     stored_counts,
     use_local_providers,
 )
