@@ -33,9 +33,8 @@ web() {
     verbosity=0
     summary=/dev/null
   fi
+  # Migrations make the rate limits' cache table too (runs/migrations/0004_cache_tables.py).
   "$PYTHON" manage.py migrate --noinput --verbosity "$verbosity"
-  # The throttling cache's table, when CACHE_URL is the database (a no-op otherwise).
-  "$PYTHON" manage.py createcachetable --verbosity "$verbosity"
   log INFO "database migrated"
   # Data at once, so the API has something to serve. A failed ingest is a failed run, visible in
   # /runs and the logs; it must not keep the API down.
@@ -67,7 +66,6 @@ scheduler() {
       unset HOME PWD OLDPWD SHLVL
       export -p
     ) >"$env_file.new"
-    printf "export CRON_PYTHON='%s'\n" "$(command -v "$PYTHON")" >>"$env_file.new"
   )
   chown "$APP_USER:$APP_USER" "$env_file.new"
   mv -f "$env_file.new" "$env_file"
