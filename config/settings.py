@@ -5,6 +5,7 @@ No secret has a default: serving with `DEBUG` off needs `SECRET_KEY` (config/ser
 """
 
 import logging
+import sys
 from pathlib import Path
 
 import environ
@@ -95,10 +96,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_prometheus",
-    "django_crontab",
     "runs",
     "prices",
     "ingestion",
+    # After ingestion, whose `crontab` command wraps this app's and must be found first.
+    "django_crontab",
 ]
 
 MIDDLEWARE = [
@@ -362,8 +364,11 @@ CRONJOBS = [
 ]
 # Cron gives jobs an almost empty environment and mails their output. The wrapper loads the
 # environment the scheduler saved at start, sends output to the container's stdout and logs the
-# exit status (scripts/cronjob.sh). It stands where the Python executable would, so the job
-# hash stays where `crontab show` looks for it.
+# exit status (scripts/cronjob.sh). django-crontab writes each line as
+# `<CRONTAB_PYTHON_EXECUTABLE> <CRONTAB_DJANGO_MANAGE_PATH> crontab run <hash>`, and `crontab
+# show` reads the hash as its fifth word: so the wrapper takes the first place and the
+# interpreter running `crontab add` the second (cron's PATH knows no virtualenv). A job runs
+# with the Python that installed it; the wrapper finds manage.py next to itself.
 CRONTAB_PYTHON_EXECUTABLE = str(BASE_DIR / "scripts" / "cronjob.sh")
-CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
+CRONTAB_DJANGO_MANAGE_PATH = sys.executable
 CRONTAB_COMMENT = "marketdata-etl"

@@ -1,4 +1,5 @@
-"""The job django-crontab runs: `ingest --source NAME --trigger cron`, with an honest exit status.
+"""The job django-crontab runs: `ingest --source NAME --trigger cron`, with an honest exit status;
+and the checks that make `manage.py crontab add` fail when it installed nothing.
 
 settings.CRONJOBS lists one `ingest_job(NAME)` per scheduled source; `manage.py crontab add`
 turns them into crontab lines that call `manage.py crontab run <hash>`, which calls this.
@@ -8,6 +9,11 @@ exception, even `SystemExit`, becomes one log line and a success for cron. So th
 everything itself, logs the outcome with its exit status, and a failing job ends its own process
 with that status (`os._exit`, the one exit the wrapper cannot catch). The failed run is a `Run`
 row either way: `ingest()` records every failure it can.
+
+django-crontab also runs the `crontab` program without looking at the outcome: with no cron
+installed, `crontab add` would print "adding cronjob" and exit 0. The project's `crontab`
+command (ingestion/management/commands/crontab.py) checks first with `crontab_problem()` and
+reads the table back with `installed_jobs()`.
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
+import subprocess
 import sys
 
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connections
 
@@ -29,6 +38,33 @@ logger = logging.getLogger(__name__)
 EXIT_OK = 0
 # What `ingest` itself exits with when a run fails.
 EXIT_FAILED = 1
+# django-crontab's default for settings.CRONTAB_EXECUTABLE.
+DEFAULT_CRONTAB = "/usr/bin/crontab"
+
+
+def crontab_executable() -> str:
+    return getattr(settings, "CRONTAB_EXECUTABLE", DEFAULT_CRONTAB)
+
+
+def crontab_problem() -> str | None:
+    """Why `manage.py crontab` cannot work here (no crontab program), or None."""
+    executable = crontab_executable()
+    if shutil.which(executable) is None:
+        return (
+            f"no crontab program at {executable}: install cron (Debian, Ubuntu: "
+            "apt-get install cron) and start its service; no job was installed"
+        )
+    return None
+
+
+def installed_jobs() -> list[str]:
+    """The lines of this project's jobs in the user's crontab, as `crontab -l` lists them."""
+    result = subprocess.run(
+        [crontab_executable(), "-l"], capture_output=True, text=True, timeout=30, check=False
+    )
+    # Exit status 1 with "no crontab for USER" is an empty table, not an error.
+    marker = f"# {settings.CRONTAB_COMMENT}"
+    return [line for line in result.stdout.splitlines() if line.rstrip().endswith(marker)]
 
 
 def run_ingest_job(source: str) -> int:

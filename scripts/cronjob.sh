@@ -1,6 +1,8 @@
 #!/bin/sh
 # Cron runs every django-crontab job through this script: settings.CRONTAB_PYTHON_EXECUTABLE
-# points here, so a crontab line reads `cronjob.sh /app/manage.py crontab run <hash>`.
+# points here, so a crontab line reads `cronjob.sh PYTHON crontab run <hash>`, PYTHON being the
+# interpreter that ran `manage.py crontab add` (a virtualenv's, outside Docker). This script runs
+# the manage.py beside it with that interpreter.
 #
 # Cron starts a job with an almost empty environment and mails its output (there is no mail in a
 # container). So this script
@@ -21,7 +23,9 @@ if [ -p "$runtime/cron.out" ]; then
 fi
 . "$(dirname "$0")/lib.sh"
 
-"${CRON_PYTHON:-python3}" "$@"
+python="$1"
+shift
+"$python" "$(dirname "$0")/../manage.py" "$@"
 status=$?
 if [ "$status" -eq 0 ]; then
   log_line INFO cron "job finished with exit status 0: $*"

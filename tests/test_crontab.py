@@ -9,12 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from ingestion.cron import run_ingest_job
 from runs.models import Run
 from tests.conftest import FIXTURES
-from tests.processes import MANAGE, PYTHON, ROOT, base_env, database_url, reference_assets, runs_in
+from tests.processes import PYTHON, ROOT, base_env, database_url, reference_assets, runs_in
 
 KAGGLE = FIXTURES / "csv" / "kaggle_coin_Ethereum_head.csv"
 JOB = "ingestion.cron.ingest_job"
@@ -97,8 +97,9 @@ def test_crontab_add_writes_one_line_per_job_and_show_lists_them(crontab: Path, 
     for line, job in zip(lines, settings.CRONJOBS, strict=True):
         schedule, command = line[: len(job[0])], line[len(job[0]) :]
         assert schedule == job[0]
-        # The wrapper restores the environment and reports the exit status (scripts/cronjob.sh).
-        assert command.startswith(f" {ROOT}/scripts/cronjob.sh {MANAGE} crontab run ")
+        # The wrapper restores the environment and reports the exit status (scripts/cronjob.sh);
+        # the interpreter is the one that added the job, this virtualenv's.
+        assert command.startswith(f" {ROOT}/scripts/cronjob.sh {PYTHON} crontab run ")
         assert line.endswith("# marketdata-etl")
         job_hash = command.split("crontab run ")[1].split()[0]
         assert f"{job_hash} -> {job}" in shown
@@ -123,7 +124,6 @@ def test_job_run_as_cron_runs_it_records_the_run_and_reports_its_exit_status(
         CRON_CSV_SCHEDULE="* * * * *",
         CSV_PATH=str(csv_path),
         REFERENCE_ASSETS_PATH=reference_assets(tmp_path),
-        CRON_PYTHON=PYTHON,
     )
     runtime = tmp_path / "runtime"
     runtime.mkdir()
@@ -168,3 +168,59 @@ def test_a_source_missing_its_key_is_skipped_not_failed_every_hour(settings, cap
 
     assert not Run.objects.exists()
     assert "cron job ingest --source coincap skipped: COINCAP_API_KEY is not set" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_docker_a_job_runs_with_the_python_that_added_it(
+    tmp_path: Path, crontab: Path, settings
+):
+    """No scheduler container, no saved environment: cron's PATH finds only the system Python,
+    which lacks Django; the job must still run with the virtualenv's."""
+    url = database_url(tmp_path)
+    settings.CRONJOBS = [("* * * * *", JOB, ["csv"])]
+    call_command("crontab", "add", verbosity=0)
+    command = crontab.read_text().strip().removeprefix("* * * * * ").split(" # ")[0]
+
+    result = subprocess.run(
+        ["/bin/sh", "-c", command],
+        # What a crontab's own variable lines (or the project's .env) would give the job.
+        env=base_env(
+            HOME=str(tmp_path),
+            DATABASE_URL=url,
+            ETL_ENABLED_SOURCES="csv",
+            CRON_CSV_SCHEDULE="* * * * *",
+            CSV_PATH=str(KAGGLE),
+            REFERENCE_ASSETS_PATH=reference_assets(tmp_path),
+            CRON_RUNTIME_DIR=str(tmp_path / "no-runtime-dir"),
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert "No module named" not in result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(source, status) for _, source, status, _ in runs_in(url)] == [
+        ("csv", Run.Status.SUCCEEDED)
+    ]
+
+
+def test_crontab_add_without_a_crontab_program_fails_and_says_why(tmp_path: Path, settings):
+    settings.CRONTAB_EXECUTABLE = str(tmp_path / "bin" / "crontab")
+
+    with pytest.raises(CommandError, match=r"no crontab program at .*install cron") as excinfo:
+        call_command("crontab", "add", verbosity=0)
+
+    assert excinfo.value.returncode == 1
+
+
+def test_crontab_add_fails_when_the_crontab_keeps_nothing(tmp_path: Path, settings):
+    """A crontab that refuses the table (a user not allowed to use cron, say)."""
+    refusing = tmp_path / "crontab"
+    refusing.write_text('#!/bin/sh\necho "you are not allowed to use this program" >&2\nexit 1\n')
+    refusing.chmod(0o755)
+    settings.CRONTAB_EXECUTABLE = str(refusing)
+
+    with pytest.raises(CommandError, match="holds 0 of this project's jobs"):
+        call_command("crontab", "add", verbosity=0)
