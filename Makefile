@@ -16,8 +16,8 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 setup: $(BIN)/.installed
 
 run: setup
+	$(BIN)/python scripts/create-database.py
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py createcachetable
 	$(BIN)/python manage.py ingest --source csv
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
