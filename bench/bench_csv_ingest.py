@@ -63,7 +63,8 @@ def reset_database(url: str) -> None:
 
 
 def manage(*args: str) -> tuple[float, str]:
-    env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "true")}
+    # As production runs it: DEBUG off (with it on, Django keeps the last 9,000 queries' SQL).
+    env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "false")}
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
