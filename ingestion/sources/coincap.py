@@ -8,10 +8,9 @@ which is reported as an error, never as "no data".
 Every value is a string (`"rank": "1"`, 16-decimal prices); only the response has a time, its
 `timestamp` in epoch milliseconds, which is the observation time of every row in it.
 
-Stored payload and "unchanged": the raw record keeps `{"item": row, "timestamp": ms}`, so
-`normalize` works from the raw record alone. The content hash covers the row only: a row whose
-values did not move since the last run stores no second raw record (the first sighting keeps its
-time there), but it is still an observation at this response's time, and becomes a quote then.
+Each page is kept as received (one raw unit); its items are read with the response timestamp
+attached (`{"item": row, "timestamp": ms}`), so a replayed page gives the same observations. As
+the timestamp moves on every call, each run observes every coin anew, at that time.
 """
 
 from __future__ import annotations
