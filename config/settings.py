@@ -271,7 +271,7 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 
 # The file `ingest --source csv` reads when no --path is given.
 CSV_PATH = env_path("CSV_PATH", BASE_DIR / "data" / "coin_Ethereum.csv")
-# Rows per transaction: each batch commits its raw records, quotes and checkpoint together.
+# CSV rows per raw unit and transaction: each commits its unit, quotes and checkpoint together.
 ETL_BATCH_SIZE = env.int("ETL_BATCH_SIZE", default=5000)
 # Crash injection for resume drills: fail the run after this many records (0 = never).
 ETL_FAIL_AFTER_N_RECORDS = env.int("ETL_FAIL_AFTER_N_RECORDS", default=0)
@@ -282,6 +282,27 @@ ETL_STALE_RUN_SECONDS = env.int("ETL_STALE_RUN_SECONDS", default=3600)
 # A quote dated further than this in the future is rejected: clocks drift a little, but a row
 # dated 2999 would otherwise stay "the latest" for ever.
 ETL_MAX_FUTURE_SKEW_SECONDS = env.int("ETL_MAX_FUTURE_SKEW_SECONDS", default=600)
+
+
+def retention_days(value: str) -> int | None:
+    """RAW_RETENTION_DAYS: unset or empty keeps every raw unit; else a whole number of days."""
+    if not value.strip():
+        return None
+    try:
+        days = int(value)
+    except ValueError:
+        days = 0
+    if days <= 0:
+        raise ImproperlyConfigured(
+            f"RAW_RETENTION_DAYS must be a whole number of days above 0, or empty to keep "
+            f"every raw unit; got {value!r}"
+        )
+    return days
+
+
+# Raw units fetched longer ago than this are deleted by `manage.py prune_raw` (quotes and
+# rejections stay). Unset: keep everything.
+RAW_RETENTION_DAYS = retention_days(env.str("RAW_RETENTION_DAYS", default=""))
 
 # --- Identity and consolidated prices ----------------------------------------------------------
 
@@ -344,12 +365,14 @@ COINCAP_CALLS_PER_MINUTE = env.float("COINCAP_CALLS_PER_MINUTE", default=30)
 # expressions in UTC; an empty one disables those jobs.
 CRON_API_SCHEDULE = env.str("CRON_API_SCHEDULE", default="0 * * * *")
 CRON_CSV_SCHEDULE = env.str("CRON_CSV_SCHEDULE", default="30 0 * * *")
+# `prune_raw`, daily, when RAW_RETENTION_DAYS is set.
+CRON_PRUNE_SCHEDULE = env.str("CRON_PRUNE_SCHEDULE", default="15 3 * * *")
 # Every enabled source, on its schedule: the CSV export daily, each API source hourly.
 ETL_SCHEDULES = {
     source: CRON_CSV_SCHEDULE if source == "csv" else CRON_API_SCHEDULE
     for source in ETL_ENABLED_SOURCES
 }
-for _source, _schedule in ETL_SCHEDULES.items():
+for _source, _schedule in [*ETL_SCHEDULES.items(), ("prune_raw", CRON_PRUNE_SCHEDULE)]:
     # crontab refuses a whole file for one bad line, and django-crontab ignores that refusal:
     # a typo would leave no job at all, silently.
     if _schedule.strip() and len(_schedule.split()) != 5:
@@ -362,6 +385,8 @@ CRONJOBS = [
     for source, schedule in ETL_SCHEDULES.items()
     if schedule.strip()
 ]
+if RAW_RETENTION_DAYS and CRON_PRUNE_SCHEDULE.strip():
+    CRONJOBS.append((CRON_PRUNE_SCHEDULE.strip(), "ingestion.cron.prune_job", []))
 # Cron gives jobs an almost empty environment and mails their output. The wrapper loads the
 # environment the scheduler saved at start, sends output to the container's stdout and logs the
 # exit status (scripts/cronjob.sh). django-crontab writes each line as

@@ -101,7 +101,27 @@ def run_ingest_job(source: str) -> int:
 
 def ingest_job(source: str) -> None:
     """The CRONJOBS entry point: the process exits with the job's status."""
-    status = run_ingest_job(source)
+    _exit_with(run_ingest_job(source))
+
+
+def run_prune_job() -> int:
+    """Run `prune_raw` once (raw units older than RAW_RETENTION_DAYS) and return its status."""
+    out = io.StringIO()
+    try:
+        call_command("prune_raw", stdout=out)
+    except Exception:
+        logger.exception("cron job prune_raw crashed (exit status 1)")
+        return EXIT_FAILED
+    logger.info("cron job prune_raw exited with status 0: %s", out.getvalue().strip())
+    return EXIT_OK
+
+
+def prune_job() -> None:
+    """The CRONJOBS entry point of retention: the process exits with the job's status."""
+    _exit_with(run_prune_job())
+
+
+def _exit_with(status: int) -> None:
     if status != EXIT_OK:
         # os._exit skips interpreter cleanup: close what would otherwise be lost or left open.
         connections.close_all()
