@@ -80,7 +80,7 @@ def remap_identifier(*, identifier: AssetIdentifier, target: Asset) -> RemapRepo
     """Point one provider id at another asset, as an operator's decision.
 
     Its quotes move too when no other id of the same source shares the old asset; otherwise
-    which quote came through which id is known only from the raw records, and `renormalize`
+    which quote came through which id is known only from the raw units, and `renormalize`
     sorts them out.
     """
     old = identifier.asset

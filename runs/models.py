@@ -86,7 +86,7 @@ class Run(models.Model):
 
     class Kind(models.TextChoices):
         INGEST = "ingest"
-        RENORMALIZE = "renormalize", "renormalize (quotes rebuilt from raw records)"
+        RENORMALIZE = "renormalize", "renormalize (quotes rebuilt from raw units)"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
     TERMINAL_STATUSES = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED)

@@ -38,7 +38,7 @@ def summary(run: Run) -> str:
 
 
 class Command(BaseCommand):
-    help = "Ingest market data from one source into raw records and quotes."
+    help = "Ingest market data from one source into raw units and quotes."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
