@@ -78,7 +78,9 @@ def build_old_database(apps):
             started_at=fetched,
             finished_at=fetched + timedelta(seconds=2),
         )
-        for position, (asset, price) in enumerate(zip((bitcoin, ethereum), prices), start=1):
+        for position, (asset, price) in enumerate(
+            zip((bitcoin, ethereum), prices, strict=True), start=1
+        ):
             payload = coingecko_item(asset.slug, asset.symbol.lower(), float(price), fetched)
             record = RawRecord.objects.create(
                 source="coingecko",
@@ -116,9 +118,7 @@ def test_raw_records_become_units_and_quotes_keep_values_and_provenance():
         expected = build_old_database(migrate(BEFORE))
         migrate(latest())
 
-        quotes = {
-            (q.asset.slug, q.observed_at): q for q in Quote.objects.select_related("asset")
-        }
+        quotes = {(q.asset.slug, q.observed_at): q for q in Quote.objects.select_related("asset")}
         assert len(quotes) == len(expected)
         units = {unit.pk: unit for unit in RawUnit.objects.all()}
         # One unit per (source, run, fetch): two runs with one fetch each.
