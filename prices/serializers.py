@@ -6,15 +6,16 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import models
 from rest_framework import serializers
 
 from config.filters import EnumParam, QueryParams, SourceParam, UtcDateTimeParam
+from config.numbers import ExactDecimalField, plain
 from prices.history import INTERVALS
 from prices.models import Asset, AssetIdentifier, Quote
 
 ZERO = timedelta(0)
 DECIMALS = ("price_usd", "market_cap_usd", "volume_24h_usd", "percent_change_24h")
-PLACES = {name: Quote._meta.get_field(name).decimal_places for name in DECIMALS}
 # What a quote list fetches per row: plain values, the asset's symbol and name joined in. Two model
 # instances per row (quote and asset) cost more than the query itself.
 QUOTE_COLUMNS = (
@@ -28,7 +29,16 @@ QUOTE_COLUMNS = (
 )
 
 
-class QuoteSerializer(serializers.ModelSerializer):
+class ExactModelSerializer(serializers.ModelSerializer):
+    """Decimal columns rendered exactly, without their trailing zeros."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DecimalField: ExactDecimalField,
+    }
+
+
+class QuoteSerializer(ExactModelSerializer):
     """A quote with its canonical asset's id and symbol on the row."""
 
     asset_symbol = serializers.CharField(source="asset.symbol", read_only=True)
@@ -57,13 +67,7 @@ class QuoteSerializer(serializers.ModelSerializer):
 
         def decimal(name: str) -> str | None:
             value = row[name]
-            if value is None:
-                return None
-            # Values from the database already carry the column's places: quantizing them again
-            # (what DecimalField does) changes nothing, so only other values go through it.
-            if value.as_tuple().exponent == -PLACES[name]:
-                return f"{value:f}"
-            return self.fields[name].to_representation(value)
+            return None if value is None else plain(value)
 
         observed_at = row["observed_at"]
         if observed_at.utcoffset() == ZERO and settings.TIME_ZONE == "UTC":
@@ -99,7 +103,7 @@ class AssetSerializer(serializers.ModelSerializer):
         fields = ["id", "slug", "symbol", "name", "verified", "created_at"]
 
 
-class AssetIdentifierSerializer(serializers.ModelSerializer):
+class AssetIdentifierSerializer(ExactModelSerializer):
     class Meta:
         model = AssetIdentifier
         fields = ["source", "external_id", "symbol", "name", "method", "confidence"]
@@ -107,19 +111,15 @@ class AssetIdentifierSerializer(serializers.ModelSerializer):
 
 class SourcePriceSerializer(serializers.Serializer):
     source = serializers.CharField()
-    price_usd = serializers.DecimalField(max_digits=None, decimal_places=None)
+    price_usd = ExactDecimalField()
     observed_at = serializers.DateTimeField()
-    deviation = serializers.DecimalField(
-        max_digits=None, decimal_places=None, help_text="|price - median| / median"
-    )
+    deviation = ExactDecimalField(help_text="|price - median| / median")
     flagged = serializers.BooleanField(help_text="Deviation above the threshold.")
 
 
 class ConsolidatedPriceSerializer(serializers.Serializer):
-    median_usd = serializers.DecimalField(max_digits=None, decimal_places=None)
-    spread = serializers.DecimalField(
-        max_digits=None, decimal_places=None, help_text="(max - min) / median"
-    )
+    median_usd = ExactDecimalField()
+    spread = ExactDecimalField(help_text="(max - min) / median")
     source_count = serializers.IntegerField()
     sources = SourcePriceSerializer(many=True)
 
@@ -151,13 +151,11 @@ class HistoryQuerySerializer(QueryParams):
 
 class CandleSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
-    open = serializers.DecimalField(max_digits=40, decimal_places=18)
-    high = serializers.DecimalField(max_digits=40, decimal_places=18)
-    low = serializers.DecimalField(max_digits=40, decimal_places=18)
-    close = serializers.DecimalField(max_digits=40, decimal_places=18)
-    volume_24h_usd = serializers.DecimalField(
-        max_digits=40,
-        decimal_places=18,
+    open = ExactDecimalField()
+    high = ExactDecimalField()
+    low = ExactDecimalField()
+    close = ExactDecimalField()
+    volume_24h_usd = ExactDecimalField(
         allow_null=True,
         help_text="Rolling 24-hour volume reported with the closing quote.",
     )

@@ -277,3 +277,23 @@ def test_fast_quote_serializer_matches_drfs_generic_output(filled):
         generic = serializers.ModelSerializer.to_representation(serializer, quote)
         assert fast == dict(generic)
         assert list(fast) == list(generic)
+
+
+def test_prices_are_exact_strings_without_the_columns_trailing_zeros(client):
+    asset = AssetFactory(symbol="BTC")
+    QuoteFactory(
+        asset=asset,
+        price_usd=Decimal("64000.12345678"),
+        market_cap_usd=Decimal("3450"),
+        volume_24h_usd=Decimal("0.000000000000000001"),
+        percent_change_24h=Decimal("-1.5"),
+    )
+
+    for url in ("/api/prices/", "/data"):
+        (row,) = client.get(url).json()["results"]
+        assert row["price_usd"] == "64000.12345678"
+        assert row["market_cap_usd"] == "3450"
+        assert row["volume_24h_usd"] == "0.000000000000000001"
+        assert row["percent_change_24h"] == "-1.5"
+    detail = client.get(f"/api/prices/{Quote.objects.get().pk}/").json()
+    assert detail["price_usd"] == "64000.12345678"
