@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 
 from config.filters import (
     FilterSet,
@@ -60,13 +60,8 @@ class QuoteFilterSet(FilterSet):
         # Symbols collide (dozens of coins call themselves USDC): one symbol means one asset.
         # Its id goes in as a literal: with a subquery PostgreSQL cannot see how few quotes one
         # asset has and walks the whole time index instead of the (asset, time) index.
-        asset_id = (
-            Asset.objects.filter(symbol__iexact=value)
-            .order_by("-verified", F("rank").asc(nulls_last=True), "id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        return queryset.filter(asset_id=asset_id) if asset_id else queryset.none()
+        asset = Asset.objects.by_symbol(value)
+        return queryset.filter(asset_id=asset.pk) if asset else queryset.none()
 
 
 class AssetFilterSet(FilterSet):

@@ -10,6 +10,25 @@ from django.db.models.functions import Upper
 MONEY = {"max_digits": 40, "decimal_places": 18}
 
 
+class AssetQuerySet(models.QuerySet["Asset"]):
+    def by_symbol(self, symbol: str) -> Asset | None:
+        """The canonical asset of a symbol, any case. Dozens of coins call themselves USDC:
+        verified first, then the largest by market-cap rank, then the oldest."""
+        return (
+            self.filter(symbol__iexact=symbol)
+            .order_by("-verified", models.F("rank").asc(nulls_last=True), "id")
+            .first()
+        )
+
+    def by_key(self, key: str) -> Asset | None:
+        """The asset a URL names: its id, its slug, or a symbol (the canonical asset)."""
+        if key.isdigit() and len(key) <= 18:
+            found = self.filter(pk=int(key)).first()
+            if found:
+                return found
+        return self.filter(slug=key).first() or self.by_symbol(key)
+
+
 class Asset(models.Model):
     """A canonical coin: bitcoin is one Asset whichever provider or file reported it."""
 
@@ -25,6 +44,8 @@ class Asset(models.Model):
         help_text="True when the asset comes from the reference mapping or an operator checked it.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AssetQuerySet.as_manager()
 
     class Meta:
         ordering = ["symbol", "slug"]

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from config.filters import EnumParam, QueryParams, SourceParam, UtcDateTimeParam
 from config.numbers import ExactDecimalField, plain
+from prices.candles import DEFAULT_CANDLES, FILLS, INTERVAL_SECONDS
 from prices.history import INTERVALS
 from prices.models import Asset, AssetIdentifier, Quote
 
@@ -166,3 +167,79 @@ class HistorySerializer(serializers.Serializer):
     asset = serializers.IntegerField()
     interval = serializers.CharField()
     results = CandleSerializer(many=True)
+
+
+class CandleQuerySerializer(QueryParams):
+    """Query parameters of /api/assets/{key}/candles."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `from` is a Python keyword, so the fields are named here rather than as attributes.
+        return {
+            "interval": EnumParam(choices=list(INTERVAL_SECONDS), default="1d"),
+            "from": UtcDateTimeParam(
+                required=False,
+                help_text="The first bucket is the one holding this time (ISO 8601). "
+                f"Default: {DEFAULT_CANDLES} buckets before `to`.",
+            ),
+            "to": UtcDateTimeParam(
+                required=False,
+                help_text="Buckets before this time. Default: just after the asset's latest "
+                "quote (its latest for `source` when given).",
+            ),
+            "source": SourceParam(
+                required=False,
+                max_length=32,
+                help_text="One provider's candles. Without it, each candle is the median of "
+                "the sources' candles in its bucket.",
+            ),
+            "fill": EnumParam(
+                choices=list(FILLS),
+                default="none",
+                help_text="`previous`: an empty bucket repeats the last close (`filled`: true).",
+            ),
+        }
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("from"), attrs.get("to")
+        if start is not None and end is not None and start >= end:
+            raise serializers.ValidationError({"to": ["Must be after `from`."]})
+        return attrs
+
+
+class CandleBarSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="The bucket's start (UTC).")
+    open = ExactDecimalField(allow_null=True)
+    high = ExactDecimalField(allow_null=True)
+    low = ExactDecimalField(allow_null=True)
+    close = ExactDecimalField(allow_null=True)
+    volume_24h_usd = ExactDecimalField(
+        allow_null=True, help_text="Rolling 24-hour volume reported with the closing quote."
+    )
+    quotes = serializers.IntegerField(help_text="Quotes in the bucket; 0 for an empty one.")
+    sources = serializers.ListField(
+        child=serializers.CharField(), help_text="The sources the candle was built from."
+    )
+    bars = serializers.BooleanField(
+        help_text="Built from stored bars (real open, high and low), not from snapshots."
+    )
+    filled = serializers.BooleanField(help_text="An empty bucket filled with the last close.")
+
+
+class CandleAssetSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    symbol = serializers.CharField()
+    name = serializers.CharField()
+
+
+class CandlesSerializer(serializers.Serializer):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "asset": CandleAssetSerializer(),
+            "interval": serializers.CharField(),
+            "source": serializers.CharField(allow_null=True),
+            "fill": serializers.CharField(),
+            "from": serializers.DateTimeField(help_text="The first bucket's start."),
+            "to": serializers.DateTimeField(help_text="The end of the range asked."),
+            "results": CandleBarSerializer(many=True),
+        }

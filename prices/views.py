@@ -7,12 +7,15 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
 from config.filters import FilterBackend, KeysetOrderingFilter
+from prices.candles import MAX_CANDLES, bucket_count, candles, default_range
 from prices.consolidation import consolidated_price
 from prices.filtersets import AssetFilterSet, QuoteFilterSet
 from prices.history import price_history
@@ -22,6 +25,8 @@ from prices.serializers import (
     QUOTE_COLUMNS,
     AssetDetailSerializer,
     AssetSerializer,
+    CandleQuerySerializer,
+    CandlesSerializer,
     HistoryQuerySerializer,
     HistorySerializer,
     QuoteSerializer,
@@ -100,3 +105,53 @@ class AssetViewSet(ReadOnlyModelViewSet):
         )
         body = {"asset": asset.pk, "interval": params.validated_data["interval"]}
         return Response(HistorySerializer({**body, "results": candles}).data)
+
+
+@extend_schema(tags=["assets"])
+class CandleView(APIView):
+    """`GET /api/assets/{key}/candles`: OHLC candles of one asset, every bucket of the range
+    oldest first, empty ones included. `key` is the asset's id, its slug (`bitcoin`) or a
+    symbol (`BTC`: the canonical asset of that symbol, as `/data?symbol=` picks it)."""
+
+    @extend_schema(parameters=[CandleQuerySerializer], responses=CandlesSerializer)
+    def get(self, request: Request, key: str) -> Response:
+        asset = Asset.objects.by_key(key)
+        if asset is None:
+            raise NotFound(f"No asset with id, slug or symbol {key!r}.")
+        params = CandleQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        interval, source = params.validated_data["interval"], params.validated_data.get("source")
+        start, end = default_range(
+            asset_id=asset.pk,
+            interval=interval,
+            start=params.validated_data.get("from"),
+            end=params.validated_data.get("to"),
+            source=source,
+        )
+        if bucket_count(start, end, interval) > MAX_CANDLES:
+            raise ValidationError(
+                {
+                    "from": [
+                        f"The range holds more than {MAX_CANDLES:,} {interval} buckets: "
+                        "narrow it or choose a longer interval."
+                    ]
+                }
+            )
+        found = candles(
+            asset_id=asset.pk,
+            interval=interval,
+            start=start,
+            end=end,
+            source=source,
+            fill=params.validated_data["fill"],
+        )
+        body = {
+            "asset": asset,
+            "interval": interval,
+            "source": source,
+            "fill": params.validated_data["fill"],
+            "from": found[0].start if found else start,
+            "to": end,
+            "results": found,
+        }
+        return Response(CandlesSerializer(body).data)
