@@ -84,7 +84,8 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env.str("SECURE_PROXY_SSL_HEADER", default=""))
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with the dashboard as its first page.
+    "config.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -126,7 +127,8 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The console's pages (landing page, dashboard, admin look) live in config/templates.
+        "DIRS": [BASE_DIR / "config" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -134,6 +136,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "libraries": {"console": "config.console_tags"},
         },
     },
 ]
@@ -158,6 +161,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# The console's stylesheet and scripts (no CDN: everything the pages load is served from here).
+STATICFILES_DIRS = [BASE_DIR / "config" / "static"]
 # Where `collectstatic` puts files for WhiteNoise to serve (in the image: /app/staticfiles).
 STATIC_ROOT = env_path("STATIC_ROOT", BASE_DIR / "staticfiles")
 STORAGES = {

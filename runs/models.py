@@ -69,6 +69,12 @@ class RunQuerySet(models.QuerySet["Run"]):
         return self.filter(kind=Run.Kind.INGEST)
 
 
+def first_line(text: str, limit: int = 140) -> str:
+    """The first non-empty line of `text`, cut to `limit` characters with an ellipsis."""
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    return line if len(line) <= limit else f"{line[: limit - 1]}…"
+
+
 class Run(models.Model):
     """One execution of the ETL for one source, from start to a terminal status."""
 
@@ -137,6 +143,10 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} {self.source} {self.status}"
+
+    def error_first_line(self, limit: int = 140) -> str:
+        """The error's first line, cut to `limit` characters: what a list or a tile shows."""
+        return first_line(self.error, limit)
 
     @property
     def duration(self) -> timedelta | None:

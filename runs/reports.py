@@ -35,7 +35,7 @@ COUNT_FIELDS = (
 )
 
 
-def _latest_per_source(runs: QuerySet[Run], *, keep: int = 1, by: str = "started_at") -> list[Run]:
+def latest_per_source(runs: QuerySet[Run], *, keep: int = 1, by: str = "started_at") -> list[Run]:
     """The newest `keep` runs of each source, newest first, in one query."""
     ranked = runs.annotate(
         rank=Window(
@@ -90,14 +90,14 @@ def run_stats() -> list[dict[str, Any]]:
     finished = Run.objects.ingests().filter(finished_at__isnull=False)
     last_success = {
         r.source: r
-        for r in _latest_per_source(finished.filter(status__in=SUCCESSFUL), by="finished_at")
+        for r in latest_per_source(finished.filter(status__in=SUCCESSFUL), by="finished_at")
     }
     last_failure = {
         r.source: r
-        for r in _latest_per_source(finished.filter(status=Run.Status.FAILED), by="finished_at")
+        for r in latest_per_source(finished.filter(status=Run.Status.FAILED), by="finished_at")
     }
     durations: dict[str, list[float]] = {}
-    for run in _latest_per_source(finished, keep=STATS_DURATION_WINDOW, by="finished_at"):
+    for run in latest_per_source(finished, keep=STATS_DURATION_WINDOW, by="finished_at"):
         durations.setdefault(run.source, []).append(run.duration.total_seconds())
     checkpoints = {c.source: c for c in Checkpoint.objects.all()}
     quotes = _table_counts("prices.Quote")
@@ -274,10 +274,10 @@ def source_health(*, monitored: Sequence[str], now: datetime | None = None) -> d
     not "ok".
     """
     now = now or timezone.now()
-    last_run = {r.source: r for r in _latest_per_source(Run.objects.ingests())}
+    last_run = {r.source: r for r in latest_per_source(Run.objects.ingests())}
     last_success = {
         r.source: r
-        for r in _latest_per_source(
+        for r in latest_per_source(
             Run.objects.ingests().filter(status__in=SUCCESSFUL, finished_at__isnull=False),
             by="finished_at",
         )
@@ -307,6 +307,8 @@ def source_health(*, monitored: Sequence[str], now: datetime | None = None) -> d
                     "started_at": run.started_at,
                     "finished_at": run.finished_at,
                     "age_seconds": _seconds(now - (run.finished_at or run.started_at)),
+                    **{name: getattr(run, name) for name in COUNT_FIELDS},
+                    "error": run.error,
                 },
                 "last_success_at": success.finished_at if success else None,
                 "last_success_age_seconds": _seconds(now - success.finished_at)
