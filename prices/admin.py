@@ -1,13 +1,20 @@
+import json
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, Max, Min, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from config.display import badge, number
+from config.numbers import readable
 from prices.consolidation import consolidated_price
+from prices.export import quote_csv
 from prices.models import Asset, AssetIdentifier, Quote
 from prices.services import merge_assets, remap_identifier
 from runs.admin import ReadOnlyAdmin
@@ -68,7 +75,7 @@ class NeedsReviewFilter(admin.SimpleListFilter):
 
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin):
-    list_display = ["slug", "symbol", "name", "rank", "verified", "created_at"]
+    list_display = ["symbol", "name", "slug", "rank", "verified", "created_at"]
     list_filter = [NeedsReviewFilter, "verified"]
     search_fields = ["slug", "symbol", "name", "identifiers__external_id"]
     readonly_fields = ["consolidated", "created_at"]
@@ -79,30 +86,75 @@ class AssetAdmin(admin.ModelAdmin):
     def consolidated(self, asset: Asset) -> str:
         found = consolidated_price(asset_id=asset.pk) if asset.pk else None
         if found is None:
-            return "no fresh quote from any source"
+            latest = (
+                Quote.objects.filter(asset=asset).order_by("-observed_at").first()
+                if asset.pk
+                else None
+            )
+            if latest is None:
+                return "No quotes yet."
+            return format_html(
+                "No source has a fresh quote. Latest: {} USD from {} at {} UTC.",
+                number(latest.price_usd),
+                latest.source,
+                f"{latest.observed_at:%Y-%m-%d %H:%M}",
+            )
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            '<tr><td>{}</td><td class="num">{}</td><td>{}</td>'
+            '<td class="num">{}</td><td>{}</td></tr>',
             (
                 (
                     s["source"],
-                    s["price_usd"],
+                    number(s["price_usd"]),
                     f"{s['observed_at']:%Y-%m-%d %H:%M}",
-                    s["deviation"],
-                    "DEVIATES" if s["flagged"] else "",
+                    f"{readable(s['deviation'] * 100, digits=3)} %",
+                    badge("failing", "deviates") if s["flagged"] else "",
                 )
                 for s in found["sources"]
             ),
         )
         return format_html(
-            "median {} USD from {} source(s), spread {}"
-            "<table><tr><th>source</th><th>price</th><th>observed (UTC)</th>"
-            "<th>deviation</th><th></th></tr>{}</table>",
-            found["median_usd"],
+            "<p>Median <strong>{} USD</strong> from {} source(s), spread {} %</p>"
+            '<table class="console-table"><tr><th>source</th><th class="num">price (USD)</th>'
+            '<th>observed (UTC)</th><th class="num">deviation</th><th></th></tr>{}</table>',
+            number(found["median_usd"]),
             found["source_count"],
-            found["spread"],
+            readable(found["spread"] * 100, digits=3),
             rows,
         )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = {**(extra_context or {})}
+        if object_id.isdigit():
+            span = Quote.objects.filter(asset_id=int(object_id)).aggregate(
+                first=Min("observed_at"), last=Max("observed_at")
+            )
+            if span["last"] is not None:
+                sources = sorted(
+                    set(
+                        AssetIdentifier.objects.filter(asset_id=int(object_id)).values_list(
+                            "source", flat=True
+                        )
+                    )
+                )
+                context["chart"] = {
+                    "url": reverse("asset-candles", args=[object_id]),
+                    "first": span["first"],
+                    "last": span["last"],
+                    "sources_json": json.dumps(sources),
+                    "ranges": ["24h", "7d", "30d", "1y", "all"],
+                    "initial": "30d"
+                    if span["last"] - span["first"] > timedelta(days=60)
+                    else "all",
+                }
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     @admin.action(description="Merge selected assets into one…")
     def merge(self, request: HttpRequest, queryset: QuerySet[Asset]) -> HttpResponse | None:
@@ -156,12 +208,104 @@ class AssetIdentifierAdmin(admin.ModelAdmin):
         )
 
 
+class AssetFilter(admin.SimpleListFilter):
+    """Quotes of one asset, picked with the admin's autocomplete (searching the asset list's
+    fields: symbol, name, slug, provider id) rather than from a list of every asset."""
+
+    title = "asset"
+    parameter_name = "asset"
+    template = "admin/prices/quote/asset_filter.html"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        value = self.value()
+        if value and value.isdigit():
+            asset = Asset.objects.filter(pk=int(value)).first()
+            if asset is not None:
+                return [(str(asset.pk), str(asset))]
+        return []
+
+    def has_output(self) -> bool:
+        return True
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(asset_id=int(value))
+
+
 @admin.register(Quote)
 class QuoteAdmin(ReadOnlyAdmin):
-    list_display = ["observed_at", "asset", "source", "price_usd", "market_cap_usd", "run"]
-    list_filter = ["source", "observed_at"]
+    list_display = [
+        "observed_at",
+        "asset",
+        "source",
+        "price",
+        "bar",
+        "market_cap",
+        "volume",
+        "change_24h",
+        "run",
+    ]
+    list_filter = [AssetFilter, "source", "interval", "observed_at"]
     search_fields = ["asset__symbol", "asset__slug", "asset__name"]
+    # Serves the asset filter's autocomplete (the field itself is read-only).
+    autocomplete_fields = ["asset"]
     date_hierarchy = "observed_at"
     list_select_related = ["asset", "run"]
     readonly_fields = [field.name for field in Quote._meta.fields]
     show_full_result_count = False
+    change_list_template = "admin/prices/quote/change_list.html"
+
+    class Media:
+        css = {"all": ["admin/css/vendor/select2/select2.css", "admin/css/autocomplete.css"]}
+        js = [
+            "admin/js/vendor/jquery/jquery.js",
+            "admin/js/vendor/select2/select2.full.js",
+            "admin/js/jquery.init.js",
+            "admin/js/autocomplete.js",
+            "prices/asset_filter.js",
+        ]
+
+    @admin.display(description="price (USD)", ordering="price_usd")
+    def price(self, quote: Quote) -> str:
+        return number(quote.price_usd)
+
+    @admin.display(description="bar")
+    def bar(self, quote: Quote) -> str:
+        if not quote.interval:
+            return "-"
+        return (
+            f"{quote.interval}: O {number(quote.open_usd)} H {number(quote.high_usd)} "
+            f"L {number(quote.low_usd)}"
+        )
+
+    @admin.display(description="market cap", ordering="market_cap_usd")
+    def market_cap(self, quote: Quote) -> str:
+        return number(quote.market_cap_usd)
+
+    @admin.display(description="volume 24 h", ordering="volume_24h_usd")
+    def volume(self, quote: Quote) -> str:
+        return number(quote.volume_24h_usd)
+
+    @admin.display(description="24 h", ordering="percent_change_24h")
+    def change_24h(self, quote: Quote) -> str:
+        value = quote.percent_change_24h
+        return "-" if value is None else f"{readable(value, digits=3, sign=True)} %"
+
+    def get_urls(self) -> list[URLPattern]:
+        export = path(
+            "export.csv",
+            self.admin_site.admin_view(self.export_csv),
+            name="prices_quote_export",
+        )
+        return [export, *super().get_urls()]
+
+    def export_csv(self, request: HttpRequest) -> HttpResponse:
+        """The rows the list shows with its current filters and search, every page of them."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        return quote_csv(changelist.get_queryset(request).order_by("observed_at", "id"))

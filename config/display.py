@@ -1,0 +1,46 @@
+"""HTML pieces the admin pages share: status badges, key/value tables, readable numbers."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from config.console_tags import duration_text
+from config.numbers import readable
+
+
+def badge(kind: str, text: str) -> SafeString:
+    """A coloured pill; `kind` picks the colour (console.css: badge-run-failed...)."""
+    return format_html('<span class="badge badge-{}">{}</span>', kind, text)
+
+
+def seconds(delta: timedelta | None) -> str:
+    return "-" if delta is None else duration_text(delta.total_seconds())
+
+
+def number(value: Decimal | float | int | None, digits: int = 8) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return readable(value, digits=digits)
+
+
+def kv_table(data: Any) -> SafeString | str:
+    """A JSON object as a two-column table (nested values as compact JSON); "-" when empty."""
+    if not data:
+        return "-"
+    if not isinstance(data, dict):
+        return format_html("<code>{}</code>", json.dumps(data, default=str))
+    rows = format_html_join(
+        "",
+        "<tr><th>{}</th><td>{}</td></tr>",
+        (
+            (key, value if isinstance(value, str | int | float) else json.dumps(value, default=str))
+            for key, value in data.items()
+        ),
+    )
+    return format_html('<table class="kv">{}</table>', rows)
