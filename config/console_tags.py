@@ -63,3 +63,9 @@ def ago(moment: datetime | None) -> str:
 def count(value: int | None) -> str:
     """A whole number with thousands separators: `2,160`."""
     return "-" if value is None else f"{int(value):,}"
+
+
+@register.filter
+def minutes(value: float | None) -> str:
+    """A number of minutes as a duration: 120 -> `2 h 00 min`."""
+    return "-" if value is None else duration_text(float(value) * 60)

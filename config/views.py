@@ -1,4 +1,4 @@
-"""Cross-cutting endpoints: /health."""
+"""Cross-cutting endpoints: the landing page at / and /health."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import logging
 
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -13,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ingestion.sources import SOURCE_NAMES, build_source
+from prices.models import Asset, Quote
 from runs.reports import source_health
 from runs.serializers import HealthSerializer
 
@@ -57,3 +60,25 @@ class HealthView(APIView):
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
         return Response(HealthSerializer({**report, "database": "ok"}).data)
+
+
+def landing(request: HttpRequest) -> HttpResponse:
+    """`/`: what this is and where to go: the dashboard, the API docs, the API, health."""
+    # The quote count is the planner's estimate on PostgreSQL: an exact count of a large
+    # table on every visit of the front page would cost a full scan.
+    return render(
+        request, "landing.html", {"assets": Asset.objects.count(), "quotes": estimated_quotes()}
+    )
+
+
+def estimated_quotes() -> int:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                [Quote._meta.db_table],
+            )
+            (estimate,) = cursor.fetchone()
+        if estimate and estimate > 0:
+            return int(estimate)
+    return Quote.objects.count()

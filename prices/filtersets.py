@@ -20,6 +20,7 @@ PRICE = {"max_digits": 40, "decimal_places": 18}
 class QuoteFilterSet(FilterSet):
     symbol = django_filters.CharFilter(
         method="filter_symbol",
+        label="Symbol",
         max_length=64,
         help_text="Canonical asset symbol, any case. Where several assets share it, the "
         "canonical one: verified first, then the largest by market-cap rank (use asset= for "

@@ -28,3 +28,12 @@ def stored(value: str) -> Decimal:
         with localcontext(prec=15):
             number = +number
     return number
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (`rep_call`...), for fixtures that act on failure
+    (the browser tests' screenshot)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
