@@ -51,6 +51,14 @@ def _document_query_rules(params: list[dict[str, Any]]) -> None:
             schema.setdefault("minLength", 1)
 
 
+# Root paths that also answer with a trailing slash; the schema documents the slash-less form.
+SLASH_ALIASES = ("/data/", "/health/")
+
+
+def hide_slash_aliases(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list[tuple[Any, ...]]:
+    return [endpoint for endpoint in endpoints if endpoint[0] not in SLASH_ALIASES]
+
+
 def add_error_responses(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:

@@ -146,8 +146,6 @@ class RunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="schema drift, field by field")
     def drift_details(self, run: Run) -> str:
-        if not run.drift:
-            return "-"
         lines = drift_lines(run.drift)
         return format_html(
             "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((x,) for x in lines))

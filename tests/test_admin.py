@@ -92,8 +92,8 @@ def test_asset_page_shows_the_consolidated_price_and_flags(admin_client):
 
     page = admin_client.get(reverse("admin:prices_asset_change", args=[asset.pk])).content.decode()
 
-    assert "median 101" in page
-    assert "DEVIATES" in page
+    assert "Median <strong>101.00 USD</strong> from 3 source(s)" in page
+    assert '<span class="badge badge-failing">deviates</span>' in page
 
 
 def test_runs_and_identifiers_cannot_be_edited_by_hand(admin_client):

@@ -15,23 +15,23 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from ingestion.pipeline import ingest
 from prices.models import Asset, AssetIdentifier
 from runs.models import Run
 from tests.factories import QuoteFactory, RunFactory
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.django_db(transaction=True),
+    # CI installs them and sets BROWSER_TESTS=required, so there a missing browser fails.
     pytest.mark.skipif(
-        not (CHROMIUM and CHROMEDRIVER),
+        not (CHROMIUM and CHROMEDRIVER) and os.environ.get("BROWSER_TESTS") != "required",
         reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
         "chromium-driver)",
     ),
