@@ -1,13 +1,14 @@
 """The CSV source: each layout, and what happens to bad rows and bad files."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from ingestion.models import RawUnit, Rejection
 from ingestion.pipeline import ingest
 from prices.models import Quote
-from runs.models import Run
+from runs.models import Checkpoint, Run
 from tests.conftest import FIXTURES, stored
 
 pytestmark = pytest.mark.django_db
@@ -195,3 +196,34 @@ def test_an_over_long_name_rejects_the_row_not_the_run(write_csv):
 
     assert (run.status, run.records_inserted, run.records_rejected) == ("partial", 1, 1)
     assert "longer than 255" in Rejection.objects.get().reason
+
+
+def test_a_folder_ingests_every_csv_file_in_it_each_with_its_own_checkpoint(tmp_path):
+    folder = tmp_path / "kaggle"
+    folder.mkdir()
+    eth = (FIXTURES / "csv" / "kaggle_coin_Ethereum_head.csv").read_text()
+    btc = eth.replace("Ethereum,ETH", "Bitcoin,BTC")
+    (folder / "coin_Bitcoin.csv").write_text(btc)
+    (folder / "coin_Ethereum.csv").write_text(eth)
+    (folder / "notes.txt").write_text("not a price file")
+
+    first = ingest(source="csv", path=str(folder))
+    again = ingest(source="csv", path=str(folder))
+    (folder / "coin_Bitcoin.csv").write_text(
+        btc + "11,Bitcoin,BTC,2015-08-18 23:59:59,2,1,1,2,5,9\n"
+    )
+    more = ingest(source="csv", path=str(folder))
+
+    assert first.status == Run.Status.SUCCEEDED
+    assert (first.records_read, first.records_inserted) == (20, 20)
+    assert set(Quote.objects.values_list("asset__symbol", flat=True)) == {"BTC", "ETH"}
+    assert again.records_read == 0
+    assert (more.records_read, more.records_inserted) == (1, 1)
+    files = Checkpoint.objects.get(source="csv").cursor["files"]
+    assert {Path(name).name for name in files} == {"coin_Bitcoin.csv", "coin_Ethereum.csv"}
+
+
+def test_an_empty_folder_fails_the_run_naming_it(tmp_path):
+    run = ingest(source="csv", path=str(tmp_path))
+    assert run.status == Run.Status.FAILED
+    assert f"no .csv file in the folder {tmp_path}" in run.error

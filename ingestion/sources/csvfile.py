@@ -206,7 +206,8 @@ _NORMALIZERS: dict[str, Callable[[dict[str, Any]], Observation]] = {
 
 
 class CsvSource(Source):
-    """Rows of one CSV file."""
+    """Rows of one CSV file, or of every `*.csv` file in a folder (in name order, each with its
+    own place in the checkpoint)."""
 
     name = "csv"
 
@@ -229,6 +230,20 @@ class CsvSource(Source):
         return _NORMALIZERS[layout](payload)
 
     def fetch(self, cursor: dict[str, Any], *, batch_size: int) -> Iterator[Unit]:
+        if not self.path.is_dir():
+            yield from self._fetch_file(cursor, batch_size=batch_size)
+            return
+        files = sorted(path for path in self.path.glob("*.csv") if path.is_file())
+        if not files:
+            raise SourceError(f"no .csv file in the folder {self.path}")
+        for path in files:
+            one = CsvSource(path=path, symbol=self.symbol, asset=self.asset_slug)
+            for unit in one._fetch_file(cursor, batch_size=batch_size):
+                # The next file's units carry this file's finished place in the checkpoint.
+                cursor = unit.cursor
+                yield unit
+
+    def _fetch_file(self, cursor: dict[str, Any], *, batch_size: int) -> Iterator[Unit]:
         if not self.path.is_file():
             raise SourceError(f"CSV file not found: {self.path}")
         with self.path.open("rb") as handle:

@@ -47,7 +47,10 @@ class Command(BaseCommand):
             choices=[*SOURCE_NAMES, ALL],
             help=f"One source, or {ALL!r} for every source in ETL_ENABLED_SOURCES.",
         )
-        parser.add_argument("--path", help="CSV file to read (default: settings.CSV_PATH).")
+        parser.add_argument(
+            "--path",
+            help="CSV file, or folder of .csv files, to read (default: settings.CSV_PATH).",
+        )
         parser.add_argument(
             "--symbol", help="Asset symbol for CSV layouts without a Symbol column (Yahoo)."
         )
