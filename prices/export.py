@@ -1,6 +1,7 @@
-"""Quotes as CSV, streamed: a header, then every matching row, read from the database in
-chunks so memory stays flat however many rows match. The admin's export and `/data?format=csv`
-both write through `quote_csv`."""
+"""Quotes and candles as CSV, streamed: a header, then every matching row (not one page), read
+from the database in chunks so memory stays flat however many rows match. The admin's export,
+`/data?format=csv` and `/api/prices/?format=csv` write through `quote_csv`; the candles
+endpoint's `?format=csv` through `candle_lines`."""
 
 from __future__ import annotations
 
@@ -58,7 +59,25 @@ def quote_lines(quotes: QuerySet[Quote]) -> Iterator[str]:
         yield writer.writerow([_cell(value) for value in row])
 
 
-def quote_csv(quotes: QuerySet[Quote], filename: str = "quotes.csv") -> StreamingHttpResponse:
-    response = StreamingHttpResponse(quote_lines(quotes), content_type="text/csv; charset=utf-8")
+def csv_requested(request: Any) -> bool:
+    """`?format=csv`: the rows as a CSV download instead of a JSON page."""
+    return request.query_params.get("format") == "csv"
+
+
+def candle_lines(candles: list[Any]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    fields = ["start", "open", "high", "low", "close", "volume_24h_usd", "quotes", "sources"]
+    yield writer.writerow([*fields, "bars", "filled"])
+    for candle in candles:
+        row = [_cell(getattr(candle, name)) for name in fields[:-1]]
+        yield writer.writerow([*row, " ".join(candle.sources), candle.bars, candle.filled])
+
+
+def csv_response(lines: Iterator[str], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def quote_csv(quotes: QuerySet[Quote], filename: str = "quotes.csv") -> StreamingHttpResponse:
+    return csv_response(quote_lines(quotes), filename)

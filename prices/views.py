@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -17,6 +20,7 @@ from rest_framework.viewsets import ReadOnlyModelViewSet
 from config.filters import FilterBackend, KeysetOrderingFilter
 from prices.candles import MAX_CANDLES, bucket_count, candles, default_range
 from prices.consolidation import consolidated_price
+from prices.export import candle_lines, csv_requested, csv_response, quote_csv
 from prices.filtersets import AssetFilterSet, QuoteFilterSet
 from prices.history import price_history
 from prices.models import Asset, Quote
@@ -32,12 +36,36 @@ from prices.serializers import (
     QuoteSerializer,
 )
 
+FORMAT_PARAMETER = OpenApiParameter(
+    "format",
+    str,
+    enum=["json", "csv"],
+    description="`csv`: every matching row as a CSV download (streamed, with a header row).",
+)
 # Ids are bigints; a longer number cannot be one, so the URL does not match (a JSON 404).
 ID_PATTERN = r"[0-9]{1,18}"
 
 
+class CsvFormat:
+    """`?format=csv` or `?format=json` (or the browsable API's `api`); another value is a 400
+    naming the parameter, and whatever a CSV request answers besides its rows (a 400) is
+    JSON."""
+
+    FORMATS = ("json", "csv", "api")
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        wanted = request.query_params.get("format")
+        if wanted is not None and wanted not in self.FORMATS:
+            if force:  # rendering the refusal below
+                return (JSONRenderer(), JSONRenderer.media_type)
+            raise ValidationError({"format": ["Choose one of: json, csv."]})
+        if csv_requested(request):
+            return (JSONRenderer(), JSONRenderer.media_type)
+        return super().perform_content_negotiation(request, force)  # type: ignore[misc]
+
+
 @extend_schema(tags=["prices"])
-class QuoteViewSet(ReadOnlyModelViewSet):
+class QuoteViewSet(CsvFormat, ReadOnlyModelViewSet):
     """Price quotes, newest first; filter by symbol, asset, source, time and price."""
 
     queryset = Quote.objects.select_related("asset")
@@ -53,6 +81,16 @@ class QuoteViewSet(ReadOnlyModelViewSet):
         if self.action == "list":
             return Quote.objects.values(*QUOTE_COLUMNS)
         return self.queryset
+
+    @extend_schema(
+        parameters=[FORMAT_PARAMETER],
+        responses={(200, "application/json"): QuoteSerializer, (200, "text/csv"): OpenApiTypes.STR},
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response | StreamingHttpResponse:
+        if csv_requested(request):
+            # Every matching row in the list's order, not one page.
+            return quote_csv(self.filter_queryset(self.get_queryset()), "quotes.csv")
+        return super().list(request, *args, **kwargs)
 
 
 @extend_schema(tags=["prices"])
@@ -108,13 +146,19 @@ class AssetViewSet(ReadOnlyModelViewSet):
 
 
 @extend_schema(tags=["assets"])
-class CandleView(APIView):
+class CandleView(CsvFormat, APIView):
     """`GET /api/assets/{key}/candles`: OHLC candles of one asset, every bucket of the range
     oldest first, empty ones included. `key` is the asset's id, its slug (`bitcoin`) or a
     symbol (`BTC`: the canonical asset of that symbol, as `/data?symbol=` picks it)."""
 
-    @extend_schema(parameters=[CandleQuerySerializer], responses=CandlesSerializer)
-    def get(self, request: Request, key: str) -> Response:
+    @extend_schema(
+        parameters=[CandleQuerySerializer, FORMAT_PARAMETER],
+        responses={
+            (200, "application/json"): CandlesSerializer,
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
+    def get(self, request: Request, key: str) -> Response | StreamingHttpResponse:
         asset = Asset.objects.by_key(key)
         if asset is None:
             raise NotFound(f"No asset with id, slug or symbol {key!r}.")
@@ -145,6 +189,8 @@ class CandleView(APIView):
             source=source,
             fill=params.validated_data["fill"],
         )
+        if csv_requested(request):
+            return csv_response(candle_lines(found), f"{asset.slug}-{interval}.csv")
         body = {
             "asset": asset,
             "interval": interval,

@@ -209,3 +209,26 @@ def test_candles_cost_the_same_queries_for_a_day_or_forty(client):
         data = [q for q in captured.captured_queries if "prices_" in q["sql"]]
         # The asset, the buckets, and their opening and closing quotes.
         assert len(data) == 3
+
+
+def test_candles_as_csv(client):
+    btc = AssetFactory(slug="bitcoin", symbol="BTC")
+    quote(btc, "coingecko", T0 + timedelta(minutes=5), "100")
+    quote(btc, "coingecko", T0 + timedelta(hours=2), "120")
+
+    response = client.get(
+        "/api/assets/bitcoin/candles",
+        {
+            "interval": "1h",
+            "format": "csv",
+            "from": T0.isoformat(),
+            "to": (T0 + timedelta(hours=3)).isoformat(),
+        },
+    )
+
+    assert response["Content-Type"].startswith("text/csv")
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert lines[0] == "start,open,high,low,close,volume_24h_usd,quotes,sources,bars,filled"
+    assert lines[1].startswith("2024-03-01T00:00:00Z,100,100,100,100,")
+    assert lines[2] == "2024-03-01T01:00:00Z,,,,,,0,,False,False"
+    assert len(lines) == 4

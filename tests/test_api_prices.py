@@ -297,3 +297,37 @@ def test_prices_are_exact_strings_without_the_columns_trailing_zeros(client):
         assert row["percent_change_24h"] == "-1.5"
     detail = client.get(f"/api/prices/{Quote.objects.get().pk}/").json()
     assert detail["price_usd"] == "64000.12345678"
+
+
+@pytest.mark.parametrize("url", ["/data", "/api/prices/"])
+def test_format_csv_streams_every_matching_row_not_one_page(client, url):
+    btc = AssetFactory(symbol="BTC", slug="bitcoin")
+    for n in range(120):
+        QuoteFactory(asset=btc, source="coingecko", price_usd=Decimal("64000.5") + n)
+    QuoteFactory(asset=btc, source="coincap")
+    QuoteFactory(asset=AssetFactory(symbol="ETH"), source="coingecko")
+
+    response = client.get(
+        url, {"format": "csv", "symbol": "btc", "source": "coingecko", "limit": 10}
+    )
+
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"].startswith("text/csv")
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert lines[0].startswith("id,asset,asset_slug,asset_symbol,source,observed_at,price_usd")
+    assert len(lines) == 1 + 120
+    # Newest first, as the JSON list.
+    assert lines[1].split(",")[6] == "64119.5"
+
+
+def test_format_csv_with_a_bad_filter_is_a_json_400(client):
+    response = client.get("/data", {"format": "csv", "source": "nowhere"})
+    assert response.status_code == 400
+    assert "source" in response.json()["errors"]
+
+
+def test_an_unknown_format_is_a_400_naming_it(client):
+    response = client.get("/data", {"format": "xml"})
+    assert response.status_code == 400
+    assert "format" in response.json()["errors"]
