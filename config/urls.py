@@ -13,7 +13,7 @@ from config.metrics import metrics_view
 from config.views import HealthView, landing
 from ingestion.views import RunTriggerViewSet
 from prices.urls import router as prices_router
-from prices.views import CandleView, DataViewSet
+from prices.views import CandleView, CoverageView, DataViewSet
 
 router = DefaultRouter()
 router.registry.extend(prices_router.registry)
@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/assets/<str:key>/candles", CandleView.as_view(), name="asset-candles"),
+    path("api/assets/<str:key>/coverage", CoverageView.as_view(), name="asset-coverage"),
     path("api/", include(router.urls)),
     path("data", DataViewSet.as_view({"get": "list"}), name="data"),
     path("health", HealthView.as_view(), name="health"),

@@ -13,7 +13,9 @@ from django.utils.html import format_html, format_html_join
 
 from config.display import badge, number
 from config.numbers import readable
+from prices.candles import bucket_start
 from prices.consolidation import consolidated_price
+from prices.coverage import asset_span, coverage
 from prices.export import quote_csv
 from prices.models import Asset, AssetIdentifier, Quote
 from prices.services import merge_assets, remap_identifier
@@ -78,7 +80,7 @@ class AssetAdmin(admin.ModelAdmin):
     list_display = ["symbol", "name", "slug", "rank", "verified", "created_at"]
     list_filter = [NeedsReviewFilter, "verified"]
     search_fields = ["slug", "symbol", "name", "identifiers__external_id"]
-    readonly_fields = ["consolidated", "created_at"]
+    readonly_fields = ["consolidated", "coverage", "created_at"]
     inlines = [AssetIdentifierInline]
     actions = ["merge"]
 
@@ -121,6 +123,47 @@ class AssetAdmin(admin.ModelAdmin):
             number(found["median_usd"]),
             found["source_count"],
             readable(found["spread"] * 100, digits=3),
+            rows,
+        )
+
+    @admin.display(description="daily coverage")
+    def coverage(self, asset: Asset) -> str:
+        """Per source: its first and last day, the days it has out of the asset's whole span,
+        and its largest gaps."""
+        first, last = asset_span(asset.pk) if asset.pk else (None, None)
+        if first is None or last is None:
+            return "No quotes yet."
+        report = coverage(
+            asset_id=asset.pk,
+            interval="1d",
+            start=first,
+            end=bucket_start(last, "1d") + timedelta(days=1),
+        )
+        rows = format_html_join(
+            "",
+            '<tr><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td>'
+            '<td class="num">{}</td><td>{}</td></tr>',
+            (
+                (
+                    entry.source,
+                    f"{entry.first:%Y-%m-%d}" if entry.first else "-",
+                    f"{entry.last:%Y-%m-%d}" if entry.last else "-",
+                    f"{entry.present:,} / {entry.expected:,}",
+                    f"{entry.present / entry.expected:.1%}" if entry.expected else "-",
+                    "; ".join(
+                        f"{span.start:%Y-%m-%d} to {span.end - timedelta(days=1):%Y-%m-%d} "
+                        f"({span.buckets:,} d)"
+                        for span in sorted(entry.missing_spans, key=lambda s: -s.buckets)[:3]
+                    )
+                    or "none",
+                )
+                for entry in report
+            ),
+        )
+        return format_html(
+            '<table class="console-table coverage"><tr><th>source</th><th>first day</th>'
+            '<th>last day</th><th class="num">days with quotes</th><th class="num">covered</th>'
+            "<th>largest gaps</th></tr>{}</table>",
             rows,
         )
 

@@ -12,6 +12,7 @@ from rest_framework import serializers
 from config.filters import EnumParam, QueryParams, SourceParam, UtcDateTimeParam
 from config.numbers import ExactDecimalField, plain
 from prices.candles import DEFAULT_CANDLES, FILLS, INTERVAL_SECONDS
+from prices.coverage import COVERAGE_INTERVALS
 from prices.history import INTERVALS
 from prices.models import Asset, AssetIdentifier, Quote
 
@@ -242,4 +243,52 @@ class CandlesSerializer(serializers.Serializer):
             "from": serializers.DateTimeField(help_text="The first bucket's start."),
             "to": serializers.DateTimeField(help_text="The end of the range asked."),
             "results": CandleBarSerializer(many=True),
+        }
+
+
+class CoverageQuerySerializer(QueryParams):
+    """Query parameters of /api/assets/{key}/coverage."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "interval": EnumParam(choices=list(COVERAGE_INTERVALS), default="1d"),
+            "from": UtcDateTimeParam(
+                required=False, help_text="Default: the asset's first quote (ISO 8601)."
+            ),
+            "to": UtcDateTimeParam(
+                required=False, help_text="Default: just after the asset's latest quote."
+            ),
+        }
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("from"), attrs.get("to")
+        if start is not None and end is not None and start >= end:
+            raise serializers.ValidationError({"to": ["Must be after `from`."]})
+        return attrs
+
+
+class SpanSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="The first missing bucket.")
+    end = serializers.DateTimeField(help_text="The end of the last missing bucket.")
+    buckets = serializers.IntegerField()
+
+
+class SourceCoverageSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    first = serializers.DateTimeField(allow_null=True, help_text="Its first bucket in the range.")
+    last = serializers.DateTimeField(allow_null=True, help_text="Its last bucket in the range.")
+    expected = serializers.IntegerField(help_text="Buckets in the range.")
+    present = serializers.IntegerField()
+    missing = serializers.IntegerField()
+    missing_spans = SpanSerializer(many=True, help_text="Missing buckets, merged into spans.")
+
+
+class CoverageSerializer(serializers.Serializer):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "asset": CandleAssetSerializer(),
+            "interval": serializers.CharField(),
+            "from": serializers.DateTimeField(allow_null=True),
+            "to": serializers.DateTimeField(allow_null=True),
+            "sources": SourceCoverageSerializer(many=True),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db.models import QuerySet
@@ -18,8 +19,16 @@ from rest_framework.views import APIView
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
 from config.filters import FilterBackend, KeysetOrderingFilter
-from prices.candles import MAX_CANDLES, bucket_count, candles, default_range
+from prices.candles import (
+    INTERVAL_SECONDS,
+    MAX_CANDLES,
+    bucket_count,
+    bucket_start,
+    candles,
+    default_range,
+)
 from prices.consolidation import consolidated_price
+from prices.coverage import asset_span, coverage
 from prices.export import candle_lines, csv_requested, csv_response, quote_csv
 from prices.filtersets import AssetFilterSet, QuoteFilterSet
 from prices.history import price_history
@@ -31,6 +40,8 @@ from prices.serializers import (
     AssetSerializer,
     CandleQuerySerializer,
     CandlesSerializer,
+    CoverageQuerySerializer,
+    CoverageSerializer,
     HistoryQuerySerializer,
     HistorySerializer,
     QuoteSerializer,
@@ -159,9 +170,7 @@ class CandleView(CsvFormat, APIView):
         },
     )
     def get(self, request: Request, key: str) -> Response | StreamingHttpResponse:
-        asset = Asset.objects.by_key(key)
-        if asset is None:
-            raise NotFound(f"No asset with id, slug or symbol {key!r}.")
+        asset = asset_or_404(key)
         params = CandleQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         interval, source = params.validated_data["interval"], params.validated_data.get("source")
@@ -201,3 +210,39 @@ class CandleView(CsvFormat, APIView):
             "results": found,
         }
         return Response(CandlesSerializer(body).data)
+
+
+def asset_or_404(key: str) -> Asset:
+    asset = Asset.objects.by_key(key)
+    if asset is None:
+        raise NotFound(f"No asset with id, slug or symbol {key!r}.")
+    return asset
+
+
+@extend_schema(tags=["assets"])
+class CoverageView(APIView):
+    """`GET /api/assets/{key}/coverage`: per source, its first and last bucket, how many hourly
+    or daily buckets the range holds, how many it has quotes in, and the missing ones merged into
+    spans. `key` as for candles."""
+
+    @extend_schema(parameters=[CoverageQuerySerializer], responses=CoverageSerializer)
+    def get(self, request: Request, key: str) -> Response:
+        asset = asset_or_404(key)
+        params = CoverageQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        interval = params.validated_data["interval"]
+        start, end = params.validated_data.get("from"), params.validated_data.get("to")
+        if start is None or end is None:
+            first, last = asset_span(asset.pk)
+            start = start or first
+            step = timedelta(seconds=INTERVAL_SECONDS[interval])
+            end = end or (bucket_start(last, interval) + step if last else None)
+        report = []
+        if start is not None and end is not None and start < end:
+            if bucket_count(start, end, interval) > MAX_CANDLES * 10:
+                raise ValidationError(
+                    {"from": [f"The range holds more than {MAX_CANDLES * 10:,} buckets."]}
+                )
+            report = coverage(asset_id=asset.pk, interval=interval, start=start, end=end)
+        body = {"asset": asset, "interval": interval, "from": start, "to": end, "sources": report}
+        return Response(CoverageSerializer(body).data)

@@ -248,3 +248,18 @@ def test_readable_numbers(value, text):
 )
 def test_plain_decimals(value, text):
     assert plain(Decimal(value)) == text
+
+
+def test_the_asset_page_shows_each_sources_daily_coverage(admin_client):
+    asset = AssetFactory(symbol="ETH")
+    start = datetime(2024, 3, 1, 23, tzinfo=UTC)
+    for day in (0, 1, 2, 6, 7):
+        QuoteFactory(asset=asset, source="csv", observed_at=start + timedelta(days=day))
+    QuoteFactory(asset=asset, source="coingecko", observed_at=start + timedelta(days=7))
+
+    html = admin_client.get(f"/admin/prices/asset/{asset.pk}/change/").content.decode()
+
+    assert "<td>csv</td><td>2024-03-01</td><td>2024-03-08</td>" in html
+    assert "5 / 8" in html
+    assert "2024-03-04 to 2024-03-06 (3 d)" in html
+    assert "<td>coingecko</td><td>2024-03-08</td><td>2024-03-08</td>" in html
