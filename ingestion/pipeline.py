@@ -66,8 +66,13 @@ def ingest(
     batch_size: int | None = None,
     on_batch: Callable[[Run], None] | None = None,
     run_id: int | None = None,
+    src: Source | None = None,
+    kind: str = Run.Kind.INGEST,
 ) -> Run:
     """Run the ETL once for `source` and return the finished `Run`.
+
+    `src` is the source already built (a backfill's history source, with its assets and
+    range), `kind` what the run is recorded as.
 
     `run_id` takes up a queued run of this source (the HTTP trigger starts the run in the
     request and hands its id to a detached `ingest --run-id` process).
@@ -77,13 +82,14 @@ def ingest(
     returned run, whose status is then `failed`; a lost database connection too, once a new one
     opens (a few tries, ~16 s in all), else its error is raised.
     """
-    src = build_source(source, path=path, symbol=symbol, asset=asset)
+    src = src or build_source(source, path=path, symbol=symbol, asset=asset)
     fail_after = settings.ETL_FAIL_AFTER_N_RECORDS if fail_after is None else fail_after
     options = {**src.describe(), "fail_after": fail_after or None}
     if run_id is None:
         run = Run.start(
             source=source,
             trigger=trigger,
+            kind=kind,
             options=options,
             stale_after=timedelta(seconds=settings.ETL_STALE_RUN_SECONDS),
         )
@@ -108,23 +114,31 @@ def ingest(
             )
         except (SourceError, InjectedFailure) as exc:
             logger.error("run %s (%s) failed: %s", run.pk, source, exc)
-            run.finish(status=Run.Status.FAILED, error=str(exc), checkpoint_after=_cursor(source))
+            run.finish(status=Run.Status.FAILED, error=str(exc), checkpoint_after=_cursor(src))
         except Exception as exc:
             if run.lost_connection(exc):
                 logger.error("run %s (%s) lost the database connection: %s", run.pk, source, exc)
                 # Reconnects (a few tries) to record it; the checkpoint is read on the new one.
-                run.finish_after_lost_connection(exc, checkpoint_after=lambda: _cursor(source))
+                run.finish_after_lost_connection(exc, checkpoint_after=lambda: _cursor(src))
             else:
                 logger.exception("run %s (%s) crashed", run.pk, source)
                 # An unexpected error's text was not written for users: it may quote a secret.
                 run.finish(
                     status=Run.Status.FAILED,
                     error=redact(f"{type(exc).__name__}: {exc}"),
-                    checkpoint_after=_cursor(source),
+                    checkpoint_after=_cursor(src),
                 )
         else:
-            status = Run.Status.PARTIAL if run.records_rejected else Run.Status.SUCCEEDED
-            run.finish(status=status, checkpoint_after=_cursor(source))
+            # Requests that failed alone (a backfill slice beyond the plan's reach) leave the
+            # rest of the run standing; the run says which.
+            failures = src.failures()
+            if failures and not run.records_read:
+                status = Run.Status.FAILED
+            elif failures or run.records_rejected:
+                status = Run.Status.PARTIAL
+            else:
+                status = Run.Status.SUCCEEDED
+            run.finish(status=status, error="\n".join(failures), checkpoint_after=_cursor(src))
         logger.info(
             "run %s (%s) %s: read %d, inserted %d, updated %d, unchanged %d, rejected %d",
             run.pk,
@@ -140,8 +154,8 @@ def ingest(
     return run
 
 
-def _cursor(source: str) -> dict[str, Any]:
-    return Checkpoint.for_source(source).cursor
+def _cursor(src: Source) -> dict[str, Any]:
+    return Checkpoint.for_source(src.checkpoint_name).cursor
 
 
 def _execute(
@@ -152,7 +166,7 @@ def _execute(
     batch_size: int,
     on_batch: Callable[[Run], None] | None,
 ) -> None:
-    checkpoint = Checkpoint.for_source(src.name)
+    checkpoint = Checkpoint.for_source(src.checkpoint_name)
     run.checkpoint_before = checkpoint.cursor
     run.save(update_fields=["checkpoint_before"])
     units = src.fetch(checkpoint.cursor, batch_size=batch_size)

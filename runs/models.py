@@ -93,6 +93,7 @@ class Run(models.Model):
     class Kind(models.TextChoices):
         INGEST = "ingest"
         RENORMALIZE = "renormalize", "renormalize (quotes rebuilt from raw units)"
+        BACKFILL = "backfill", "backfill (history from the providers' history endpoints)"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
     TERMINAL_STATUSES = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED)

@@ -79,6 +79,16 @@ class Source(ABC):
     # are checked by their header instead).
     expected_schema: ClassVar[Schema | None] = None
 
+    @property
+    def checkpoint_name(self) -> str:
+        """The checkpoint this source's runs move: its own name (a backfill keeps another)."""
+        return self.name
+
+    def failures(self) -> list[str]:
+        """Requests that failed on their own during the last fetch while the rest went on
+        (a backfill's slice beyond the plan's reach), each in a line for the run's error."""
+        return []
+
     @abstractmethod
     def fetch(self, cursor: dict[str, Any], *, batch_size: int) -> Iterator[Unit]: ...
 

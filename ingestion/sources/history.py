@@ -1,0 +1,315 @@
+"""History sources for `manage.py backfill`: the providers' history endpoints, asset by asset
+and slice by slice, through the same pipeline as `ingest` (each response page stored once, the
+same preparation and write, the checkpoint in the page's transaction).
+
+- CoinGecko `/coins/{id}/market_chart/range?vs_currency=usd&from&to` (seconds). The span asked
+  sets the granularity (1 day: 5-minutely; 2-90 days: hourly; more: daily), so slices are one
+  day for 5m, 90 days for 1h and 365 days for 1d. The Demo plan reaches back 365 days; beyond,
+  the answer is error 10012, which fails that slice only. `market_caps` of 0 or null are kept
+  as unknown; the last point of a range ending now is "now", off the grid, and is kept as the
+  observation it is.
+- CoinCap `/assets/{id}/history?interval=m5|h1|d1&start&end` (milliseconds).
+- CoinPaprika `/coins/{id}/ohlcv/historical?start&end` (dates): daily bars with open, high, low
+  and close, stored as 1d bars stamped at their close. Restricted on the free plan: a refusal
+  fails that slice only.
+
+The checkpoint (`<source>:backfill`) lists the finished slices by (provider id, interval, slice
+start): a killed backfill continues with the first unfinished one, and a repeated range fetches
+nothing. Requests share the source's rate limit and Retry-After handling with `ingest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from ingestion.normalize import Observation, Rejected, to_decimal, to_positive_price
+from ingestion.sources.api import JsonApiSource
+from ingestion.sources.base import Item, SourceError, Unit
+from ingestion.sources.coincap import CoinCapSource
+from ingestion.sources.coingecko import CoinGeckoSource
+from ingestion.sources.coinpaprika import CoinPaprikaSource
+from ingestion.sources.http import JsonClient, Page, error_message
+
+INTERVALS = ("5m", "1h", "1d")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One asset to backfill: its canonical slug and this provider's id for it."""
+
+    slug: str
+    external_id: str
+
+
+@dataclass(frozen=True)
+class Slice:
+    target: Target
+    start: datetime
+    end: datetime
+
+    def key(self, interval: str) -> str:
+        return f"{self.target.external_id}|{interval}|{self.start:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def split(start: datetime, end: datetime, days: int) -> Iterator[tuple[datetime, datetime]]:
+    step = timedelta(days=days)
+    moment = start
+    while moment < end:
+        yield moment, min(moment + step, end)
+        moment += step
+
+
+def _utc_ms(value: Any, field: str) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Rejected(f"{field} is not a millisecond timestamp: {value!r}")
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+class HistoryMixin(JsonApiSource):
+    """What every history source shares: the slices, the checkpoint of finished slices, and
+    the failures that cost one slice only."""
+
+    slice_days: dict[str, int]
+    supported: tuple[str, ...] = INTERVALS
+    # The snapshot endpoints' schemas do not apply; a history body's shape is checked per page.
+    expected_schema = None
+
+    def schedule(
+        self,
+        *,
+        targets: list[Target] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        interval: str = "1d",
+        slices: list[Slice] | None = None,
+    ) -> HistoryMixin:
+        """The work: every slice of [start, end) for each target, or the `slices` given (the
+        gaps a coverage report found)."""
+        if interval not in self.supported:
+            raise SourceError(
+                f"{self.title} history has no {interval} data here; choose "
+                f"{' or '.join(self.supported)}"
+            )
+        self.interval = interval
+        if slices is None:
+            assert targets is not None and start is not None and end is not None
+            days = self.slice_days[interval]
+            slices = [Slice(target, a, b) for target in targets for a, b in split(start, end, days)]
+        self.slices = slices
+        self._failures: list[str] = []
+        return self
+
+    @property
+    def checkpoint_name(self) -> str:
+        return f"{self.name}:backfill"
+
+    def failures(self) -> list[str]:
+        return list(self._failures)
+
+    def describe(self) -> dict[str, Any]:
+        assets = sorted({s.target.slug for s in self.slices})
+        return {
+            **super().describe(),
+            "interval": self.interval,
+            "assets": assets,
+            "slices": len(self.slices),
+            "from": min((s.start.isoformat() for s in self.slices), default=None),
+            "to": max((s.end.isoformat() for s in self.slices), default=None),
+        }
+
+    def fetch(self, cursor: dict[str, Any], *, batch_size: int) -> Iterator[Unit]:
+        self._done = set(cursor.get("done", []))
+        yield from super().fetch(cursor, batch_size=batch_size)
+
+    def fetch_pages(self, client: JsonClient) -> Iterator[Unit]:
+        for piece in self.slices:
+            key = piece.key(self.interval)
+            if key in self._done:
+                continue
+            try:
+                page = self.request(client, piece)
+                unit = self.page_unit(client, page, **self.context(piece))
+            except SourceError as exc:
+                if exc.retryable:
+                    raise  # an outage or a rate limit that outlasted the retries: stop here
+                self._failures.append(
+                    f"{piece.target.slug} {piece.start:%Y-%m-%d %H:%M} to "
+                    f"{piece.end:%Y-%m-%d %H:%M}: {exc}"
+                )
+                continue
+            self._done.add(key)
+            unit.cursor = {"done": sorted(self._done), "fetched_at": timezone.now().isoformat()}
+            yield unit
+
+    def context(self, piece: Slice) -> dict[str, Any]:
+        return {
+            "id": piece.target.external_id,
+            "interval": self.interval,
+            "from": piece.start.isoformat(),
+            "to": piece.end.isoformat(),
+        }
+
+    def request(self, client: JsonClient, piece: Slice) -> Page:
+        raise NotImplementedError
+
+
+class CoinGeckoHistory(HistoryMixin, CoinGeckoSource):
+    slice_days = {"5m": 1, "1h": 90, "1d": 365}
+
+    def request(self, client: JsonClient, piece: Slice) -> Page:
+        return client.get_page(
+            f"/coins/{piece.target.external_id}/market_chart/range",
+            params={
+                "vs_currency": "usd",
+                "from": int(piece.start.timestamp()),
+                "to": int(piece.end.timestamp()),
+            },
+        )
+
+    def error_hints(self) -> dict[int, str]:
+        return {
+            **super().error_hints(),
+            10012: "The Demo plan reaches back 365 days only; a Pro key reaches further",
+        }
+
+    def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
+        where = f"/coins/{context['id']}/market_chart/range"
+        if not isinstance(body, dict) or not isinstance(body.get("prices"), list):
+            code, message = error_message(body)
+            if message is not None:
+                raise SourceError(f"{where}: error {code}: {message!r}" if code else message)
+            raise SourceError(f"{where}: expected an object with a prices list")
+        caps = _series(body.get("market_caps"))
+        volumes = _series(body.get("total_volumes"))
+        items = []
+        for index, point in enumerate(body["prices"], start=1):
+            stamp = point[0] if isinstance(point, list) and point else None
+            payload = {
+                "id": context["id"],
+                "time": stamp,
+                "price": point[1] if isinstance(point, list) and len(point) > 1 else None,
+                "market_cap": caps.get(stamp),
+                "total_volume": volumes.get(stamp),
+            }
+            items.append(Item(f"{context['id']} point {index}", index, payload))
+        return items
+
+    def normalize(self, payload: dict[str, Any]) -> Observation:
+        cap = to_decimal(payload.get("market_cap"), field="market_cap")
+        return Observation(
+            identity=payload["id"],
+            symbol="",
+            name="",
+            observed_at=_utc_ms(payload.get("time"), "time"),
+            price_usd=to_positive_price(payload.get("price"), field="price"),
+            # A market cap of 0 is CoinGecko's "unknown" for new and delisted coins.
+            market_cap_usd=cap if cap else None,
+            volume_24h_usd=to_decimal(payload.get("total_volume"), field="total_volume"),
+            percent_change_24h=None,
+        )
+
+
+def _series(value: Any) -> dict[Any, Any]:
+    """A `[[ms, value], ...]` series as {ms: value}; anything else is empty."""
+    if not isinstance(value, list):
+        return {}
+    return {p[0]: p[1] for p in value if isinstance(p, list) and len(p) > 1}
+
+
+class CoinCapHistory(HistoryMixin, CoinCapSource):
+    slice_days = {"5m": 1, "1h": 30, "1d": 365}
+    CODES = {"5m": "m5", "1h": "h1", "1d": "d1"}
+
+    def request(self, client: JsonClient, piece: Slice) -> Page:
+        return client.get_page(
+            f"/assets/{piece.target.external_id}/history",
+            params={
+                "interval": self.CODES[self.interval],
+                "start": int(piece.start.timestamp() * 1000),
+                "end": int(piece.end.timestamp() * 1000),
+            },
+        )
+
+    def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
+        where = f"/assets/{context['id']}/history"
+        rows = body.get("data") if isinstance(body, dict) else body
+        if not isinstance(rows, list):
+            _, message = error_message(body)
+            got = f"the error {message!r}" if message else f"a JSON {type(body).__name__}"
+            raise SourceError(f"{where}: expected a data list, got {got}")
+        return [
+            Item(f"{context['id']} point {index}", index, {"id": context["id"], **row})
+            if isinstance(row, dict)
+            else Item(f"{context['id']} point {index}", index, {"row": row}, "not an object")
+            for index, row in enumerate(rows, start=1)
+        ]
+
+    def normalize(self, payload: dict[str, Any]) -> Observation:
+        return Observation(
+            identity=payload["id"],
+            symbol="",
+            name="",
+            observed_at=_utc_ms(payload.get("time"), "time"),
+            price_usd=to_positive_price(payload.get("priceUsd"), field="priceUsd"),
+            market_cap_usd=None,
+            volume_24h_usd=None,
+            percent_change_24h=None,
+        )
+
+
+class CoinPaprikaHistory(HistoryMixin, CoinPaprikaSource):
+    slice_days = {"1d": 365}
+    supported = ("1d",)
+
+    def request(self, client: JsonClient, piece: Slice) -> Page:
+        last_day = piece.end - timedelta(seconds=1)
+        return client.get_page(
+            f"/coins/{piece.target.external_id}/ohlcv/historical",
+            params={"start": f"{piece.start:%Y-%m-%d}", "end": f"{last_day:%Y-%m-%d}"},
+        )
+
+    def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
+        rows = self.expect_rows(body, what=f"/coins/{context['id']}/ohlcv/historical")
+        return [
+            Item(
+                f"{context['id']} {row.get('time_close', index)}",
+                index,
+                {"id": context["id"], **row},
+            )
+            for index, row in enumerate(rows, start=1)
+        ]
+
+    def normalize(self, payload: dict[str, Any]) -> Observation:
+        closed = payload.get("time_close")
+        if not isinstance(closed, str):
+            raise Rejected("missing time_close")
+        try:
+            observed = datetime.fromisoformat(closed.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            raise Rejected(f"time_close is not a time: {closed!r}") from None
+        return Observation(
+            identity=payload["id"],
+            symbol="",
+            name="",
+            observed_at=observed,
+            price_usd=to_positive_price(payload.get("close"), field="close"),
+            market_cap_usd=to_decimal(payload.get("market_cap"), field="market_cap"),
+            volume_24h_usd=to_decimal(payload.get("volume"), field="volume"),
+            percent_change_24h=None,
+            open_usd=to_decimal(payload.get("open"), field="open"),
+            high_usd=to_decimal(payload.get("high"), field="high"),
+            low_usd=to_decimal(payload.get("low"), field="low"),
+            interval="1d",
+        )
+
+
+HISTORY_SOURCES: dict[str, type[HistoryMixin]] = {
+    "coingecko": CoinGeckoHistory,
+    "coincap": CoinCapHistory,
+    "coinpaprika": CoinPaprikaHistory,
+}
