@@ -99,7 +99,11 @@ class QuoteViewSet(CsvFormat, ReadOnlyModelViewSet):
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response | StreamingHttpResponse:
         if csv_requested(request):
-            # Every matching row in the list's order, not one page.
+            # Every matching row in the list's order, not one page: paging has no say.
+            paging = [name for name in ("limit", "cursor") if name in request.query_params]
+            if paging:
+                message = "format=csv exports every matching row: leave this out."
+                raise ValidationError({name: [message] for name in paging})
             return quote_csv(self.filter_queryset(self.get_queryset()), "quotes.csv")
         return super().list(request, *args, **kwargs)
 

@@ -307,9 +307,7 @@ def test_format_csv_streams_every_matching_row_not_one_page(client, url):
     QuoteFactory(asset=btc, source="coincap")
     QuoteFactory(asset=AssetFactory(symbol="ETH"), source="coingecko")
 
-    response = client.get(
-        url, {"format": "csv", "symbol": "btc", "source": "coingecko", "limit": 10}
-    )
+    response = client.get(url, {"format": "csv", "symbol": "btc", "source": "coingecko"})
 
     assert response.status_code == 200
     assert response.streaming
@@ -331,3 +329,9 @@ def test_an_unknown_format_is_a_400_naming_it(client):
     response = client.get("/data", {"format": "xml"})
     assert response.status_code == 400
     assert "format" in response.json()["errors"]
+
+
+def test_format_csv_refuses_paging_parameters(client):
+    response = client.get("/data", {"format": "csv", "limit": 5})
+    assert response.status_code == 400
+    assert "limit" in response.json()["errors"]
