@@ -78,7 +78,7 @@ def console(live_server, django_user_model):
     ingest(source="csv", path=str(ETHEREUM))
     bitcoin = Asset.objects.create(slug="bitcoin", symbol="BTC", name="Bitcoin", rank=1)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    for source, offset in (("coingecko", Decimal("0")), ("coinpaprika", Decimal("35"))):
+    for source, offset in (("coingecko", Decimal("0")), ("coinpaprika", Decimal("900"))):
         AssetIdentifier.objects.create(
             asset=bitcoin, source=source, external_id="bitcoin", method="reference"
         )
@@ -180,6 +180,7 @@ def test_the_asset_chart_draws_every_range(browser, console):
             assert len(chart.find_elements(By.CSS_SELECTOR, "svg .candles rect")) >= 300
             screenshot(browser, "asset-chart")
         else:
+            screenshot(browser, "asset-chart-sources")
             legend = chart.find_element(By.CSS_SELECTOR, ".chart-legend").text
             assert "coingecko" in legend and "coinpaprika" in legend and "median" in legend
 

@@ -86,11 +86,13 @@
                     height: Math.max(1, y(Math.min(p.open, p.close)) - top)}, g);
             }
         } else {
-            series.forEach((s, index) => {
+            // The sources first, the consolidated line last, on top of them.
+            [...series].reverse().forEach((s) => {
                 if (!s.points.length) return;
+                const main = s === series[0];
                 const d = s.points.map((p, i) => `${i ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p.close).toFixed(1)}`).join('');
-                el('path', {d, fill: 'none', stroke: s.colour, 'stroke-width': index === 0 ? 2.2 : 1.2,
-                    'stroke-dasharray': index === 0 ? '' : '4 2', class: `line line-${s.name}`}, svg);
+                el('path', {d, fill: 'none', stroke: s.colour, 'stroke-width': main ? 2.2 : 1.2,
+                    'stroke-dasharray': main ? '' : '4 2', class: `line line-${s.name}`}, svg);
             });
             const g = el('g', {class: 'points'}, svg);
             for (const p of main.points) el('circle', {class: 'point', cx: x(p.t), cy: y(p.close), r: main.points.length > 120 ? 0.8 : 2, fill: main.colour}, g);
