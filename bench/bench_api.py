@@ -83,11 +83,12 @@ def load(quotes: int) -> None:
             cur.execute(
                 """
                 INSERT INTO prices_quote (asset_id, source, observed_at, price_usd,
-                                          market_cap_usd, volume_24h_usd, percent_change_24h)
+                                          market_cap_usd, volume_24h_usd, percent_change_24h,
+                                          interval)
                 SELECT a.id, %s, %s::timestamptz + make_interval(hours => h),
                        round((a.id * 10 + 1000 * (1 + sin(h / 24.0 + a.id)))::numeric, 8),
                        (a.id * 1e9)::numeric, (a.id * 1e7 + h)::numeric,
-                       round((sin(h + a.id) * 5)::numeric, 4)
+                       round((sin(h + a.id) * 5)::numeric, 4), ''
                 FROM generate_series(%s, %s) AS h CROSS JOIN prices_asset AS a
                 ORDER BY h, a.id
                 """,
@@ -229,6 +230,16 @@ def main() -> None:
         "deep page (row 4,500,000)": f"{base}/data?cursor="
         + deep_cursor(min(4_500_000, args.quotes - 100)),
     }
+    # One asset's last year of hourly quotes: candles at two intervals, and its coverage.
+    end = START + timedelta(hours=hours)
+    year = f"from={(end - timedelta(days=365)).isoformat()}&to={end.isoformat()}".replace(
+        "+00:00", "Z"
+    )
+    history = {
+        "candles 1h, a year (BTC)": f"{base}/api/assets/BTC/candles?interval=1h&{year}",
+        "candles 1d, a year (BTC)": f"{base}/api/assets/BTC/candles?interval=1d&{year}",
+        "coverage 1h, a year (BTC)": f"{base}/api/assets/BTC/coverage?interval=1h&{year}",
+    }
     connection.close()
 
     server = start_gunicorn(args.port, anon_rate="1000000000/minute")
@@ -237,6 +248,11 @@ def main() -> None:
             body = fetch(url)
             if len(body["results"]) != 50 or body["next"] is None:
                 raise SystemExit(f"{name}: expected a full page with a next link")
+        for name, url in history.items():
+            body = fetch(url)
+            if not body.get("results", body.get("sources")):
+                raise SystemExit(f"{name}: expected candles or coverage")
+        cases = {**cases, **history}
         # Rounds interleave the cases, so a burst of other load on the machine does not land on
         # one case only; each case reports its median round (by p99).
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
