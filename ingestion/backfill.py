@@ -63,7 +63,12 @@ def gap_slices(
             slices += [Slice(target, a, b) for a, b in split(start, end, days)]
             continue
         (report,) = coverage(
-            asset_id=asset_id, interval=interval, start=start, end=end, sources=[source]
+            asset_id=asset_id,
+            interval=interval,
+            start=start,
+            end=end,
+            sources=[source],
+            max_spans=None,
         )
         for span in report.missing_spans:
             slices += [Slice(target, a, b) for a, b in split(span.start, span.end, days)]

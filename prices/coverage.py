@@ -49,9 +49,11 @@ def coverage(
     start: datetime,
     end: datetime,
     sources: list[str] | None = None,
+    max_spans: int | None = MAX_SPANS,
 ) -> list[SourceCoverage]:
     """Per source (those given, else every source with quotes of the asset in the range): its
-    first and last bucket in [start, end), and the buckets it has and misses there."""
+    first and last bucket in [start, end), and the buckets it has and misses there (at most
+    `max_spans` missing spans listed; None lists them all)."""
     step = timedelta(seconds=INTERVAL_SECONDS[interval])
     first = bucket_start(start, interval)
     grid: list[datetime] = []
@@ -59,9 +61,11 @@ def coverage(
     while moment < end:
         grid.append(moment)
         moment += step
+    quotes = Quote.objects.filter(asset_id=asset_id, observed_at__gte=first, observed_at__lt=end)
+    if sources:
+        quotes = quotes.filter(source__in=sources)
     rows = (
-        Quote.objects.filter(asset_id=asset_id, observed_at__gte=first, observed_at__lt=end)
-        .annotate(bucket=Trunc("observed_at", TRUNC[interval], tzinfo=UTC))
+        quotes.annotate(bucket=Trunc("observed_at", TRUNC[interval], tzinfo=UTC))
         .values_list("source", "bucket")
         .distinct()
         .order_by()
@@ -81,7 +85,7 @@ def coverage(
             if spans and spans[-1].end == bucket:
                 spans[-1].end = bucket + step
                 spans[-1].buckets += 1
-            elif len(spans) < MAX_SPANS:
+            elif max_spans is None or len(spans) < max_spans:
                 spans.append(Span(bucket, bucket + step, 1))
         report.append(
             SourceCoverage(

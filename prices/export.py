@@ -41,9 +41,16 @@ class _Echo:
         return value
 
 
+# A cell starting with one of these is a formula to a spreadsheet: a provider's symbol such as
+# "=HYPERLINK(...)" must stay text when an operator opens the export.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return f"'{value}" if value.startswith(_FORMULA_START) else value
     if hasattr(value, "is_finite"):
         return plain(value)
     if hasattr(value, "isoformat"):

@@ -3,8 +3,9 @@ and slice by slice, through the same pipeline as `ingest` (each response page st
 same preparation and write, the checkpoint in the page's transaction).
 
 - CoinGecko `/coins/{id}/market_chart/range?vs_currency=usd&from&to` (seconds). The span asked
-  sets the granularity (1 day: 5-minutely; 2-90 days: hourly; more: daily), so slices are one
-  day for 5m, 90 days for 1h and 365 days for 1d. The Demo plan reaches back 365 days; beyond,
+  sets the granularity (up to 90 days: hourly, 5-minutely only for the day ending now; more:
+  daily), so slices are 90 days for 1h and 365 days for 1d; 5m is refused. The Demo plan
+  reaches back 365 days; beyond,
   the answer is error 10012, which fails that slice only. `market_caps` of 0 or null are kept
   as unknown; the last point of a range ending now is "now", off the grid, and is kept as the
   observation it is.
@@ -53,7 +54,11 @@ class Slice:
     end: datetime
 
     def key(self, interval: str) -> str:
-        return f"{self.target.external_id}|{interval}|{self.start:%Y-%m-%dT%H:%M:%SZ}"
+        # The end is part of it: a slice cut short by "now" is fetched again, whole, later.
+        return (
+            f"{self.target.external_id}|{interval}|{self.start:%Y-%m-%dT%H:%M:%SZ}"
+            f"|{self.end:%Y-%m-%dT%H:%M:%SZ}"
+        )
 
 
 def split(start: datetime, end: datetime, days: int) -> Iterator[tuple[datetime, datetime]]:
@@ -159,7 +164,10 @@ class HistoryMixin(JsonApiSource):
 
 
 class CoinGeckoHistory(HistoryMixin, CoinGeckoSource):
-    slice_days = {"5m": 1, "1h": 90, "1d": 365}
+    # 5-minute points come only for a one-day range ending now (other days answer hourly, and
+    # `interval=5m` is Enterprise-only): backfilling the past at 5m is not possible here.
+    slice_days = {"1h": 90, "1d": 365}
+    supported = ("1h", "1d")
 
     def request(self, client: JsonClient, piece: Slice) -> Page:
         return client.get_page(
@@ -189,6 +197,8 @@ class CoinGeckoHistory(HistoryMixin, CoinGeckoSource):
         items = []
         for index, point in enumerate(body["prices"], start=1):
             stamp = point[0] if isinstance(point, list) and point else None
+            if not isinstance(stamp, int | float) or isinstance(stamp, bool):
+                stamp = None  # rejected by normalize, as this point only
             payload = {
                 "id": context["id"],
                 "time": stamp,
@@ -218,7 +228,11 @@ def _series(value: Any) -> dict[Any, Any]:
     """A `[[ms, value], ...]` series as {ms: value}; anything else is empty."""
     if not isinstance(value, list):
         return {}
-    return {p[0]: p[1] for p in value if isinstance(p, list) and len(p) > 1}
+    return {
+        p[0]: p[1]
+        for p in value
+        if isinstance(p, list) and len(p) > 1 and isinstance(p[0], int | float)
+    }
 
 
 class CoinCapHistory(HistoryMixin, CoinCapSource):
