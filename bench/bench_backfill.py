@@ -20,17 +20,15 @@ import os
 import re
 import resource
 import secrets
-import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_csv_ingest import ROOT, psql, reset_database
+from bench_csv_ingest import manage, psql, reset_database
 
 PATH = re.compile(r"^/api/v3/coins/([^/]+)/market_chart/range$")
 
@@ -67,19 +65,8 @@ class Stub(BaseHTTPRequestHandler):
         pass
 
 
-def backfill(env: dict[str, str], *args: str) -> tuple[float, str]:
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "manage.py", "backfill", "--source", "coingecko", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        sys.exit(f"backfill {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return elapsed, result.stdout.strip().splitlines()[-1]
+def backfill(*args: str) -> tuple[float, str]:
+    return manage("backfill", "--source", "coingecko", *args)
 
 
 def main() -> None:
@@ -90,14 +77,14 @@ def main() -> None:
     reset_database(url)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    # The settings the backfill processes read (manage() passes os.environ on).
     env = {
-        **os.environ,
-        "DEBUG": os.environ.get("DEBUG", "false"),
         "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
         "COINGECKO_BASE_URL": f"http://127.0.0.1:{server.server_port}/api/v3",
         "COINGECKO_CALLS_PER_MINUTE": "0",
     }
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    os.environ.update(env)
+    manage("migrate", "-v0")
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     passes = [
         ("daily, 365 days", "1d", today - timedelta(days=365)),
@@ -106,7 +93,6 @@ def main() -> None:
     for label, interval, start in passes:
         before = int(psql(url, "SELECT count(*) FROM prices_quote"))
         seconds, line = backfill(
-            env,
             "--top",
             str(args.assets),
             "--from",
@@ -124,7 +110,6 @@ def main() -> None:
         )
         print(f"  {line}")
     seconds, line = backfill(
-        env,
         "--top",
         str(args.assets),
         "--from",

@@ -1,26 +1,21 @@
-"""HTML pieces the admin pages share: status badges, key/value tables, readable numbers."""
+"""HTML pieces the admin pages share: status badges, key/value tables, readable numbers
+(durations read through the `seconds` filter of config.console_tags)."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from config.console_tags import duration_text
 from config.numbers import readable
 
 
 def badge(kind: str, text: str) -> SafeString:
     """A coloured pill; `kind` picks the colour (console.css: badge-run-failed...)."""
     return format_html('<span class="badge badge-{}">{}</span>', kind, text)
-
-
-def seconds(delta: timedelta | None) -> str:
-    return "-" if delta is None else duration_text(delta.total_seconds())
 
 
 def number(value: Decimal | float | int | None, digits: int = 8) -> str:

@@ -52,13 +52,14 @@ def gap_slices(
     *, source: str, found: list[Target], start: datetime, end: datetime, interval: str, days: int
 ) -> list[Slice]:
     """The missing buckets of each asset's coverage by `source`, as slices to fetch."""
+    assets = dict(
+        AssetIdentifier.objects.filter(
+            source=source, external_id__in=[t.external_id for t in found]
+        ).values_list("external_id", "asset_id")
+    )
     slices = []
     for target in found:
-        asset_id = (
-            AssetIdentifier.objects.filter(source=source, external_id=target.external_id)
-            .values_list("asset_id", flat=True)
-            .first()
-        )
+        asset_id = assets.get(target.external_id)
         if asset_id is None:
             slices += [Slice(target, a, b) for a, b in split(start, end, days)]
             continue

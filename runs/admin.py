@@ -5,7 +5,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from config.display import badge, kv_table, number, seconds
+from config.console_tags import seconds
+from config.display import badge, kv_table, number
 from runs.models import Checkpoint, Run, drift_lines
 
 

@@ -1,7 +1,7 @@
 """`backfill`: the providers' history endpoints served from real captures by a local server."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
 
@@ -12,6 +12,7 @@ from werkzeug import Response
 
 from ingestion.backfill import backfill
 from ingestion.models import RawUnit
+from ingestion.sources.base import SourceError
 from prices.models import Quote
 from runs.models import Checkpoint, Run
 from tests.conftest import FIXTURES, stored
@@ -101,6 +102,18 @@ def test_a_daily_backfill_stores_every_point_and_a_repeat_fetches_nothing(provid
     assert len(requests_to(providers, "bitcoin")) == 1
 
 
+def test_a_slice_cut_short_by_its_end_is_fetched_again_when_the_range_grows(providers):
+    chart(providers, "bitcoin", lambda request: raw(body(DAILY)))
+    backfill(source="coingecko", slugs=["bitcoin"], start=day("2022-06-11"), end=day("2023-01-01"))
+
+    later = backfill(
+        source="coingecko", slugs=["bitcoin"], start=day("2022-06-11"), end=day("2023-06-11")
+    )
+
+    assert [r["to"] for r in requests_to(providers, "bitcoin")] == ["1672531200", "1686441600"]
+    assert later.records_read == 1001
+
+
 def test_an_overlapping_range_adds_nothing(providers):
     chart(providers, "bitcoin", lambda request: raw(body(DAILY)))
     backfill(source="coingecko", slugs=["bitcoin"], start=day("2022-06-11"), end=day("2023-06-11"))
@@ -169,6 +182,11 @@ def test_gaps_fills_exactly_the_missing_buckets(providers):
     )
     deleted = hole.count()
     hole.delete()
+    # Another source's quotes in the hole neither fill it nor confuse the report.
+    cardano = Quote.objects.values_list("asset_id", flat=True).first()
+    Quote.objects.create(
+        asset_id=cardano, source="coincap", observed_at=day("2023-03-10"), price_usd=1
+    )
     providers.log.clear()
 
     filled = backfill(source="coingecko", slugs=["cardano"], gaps=True, **window)
@@ -258,7 +276,7 @@ def test_coinpaprika_daily_bars_keep_ohlc_and_a_plan_refusal_is_a_clear_error(pr
 
 
 def test_coinpaprika_has_no_hourly_history_and_an_unknown_asset_is_named(providers):
-    with pytest.raises(Exception, match="no 1h data"):
+    with pytest.raises(SourceError, match="no 1h data"):
         backfill(
             source="coinpaprika",
             slugs=["bitcoin"],
@@ -266,7 +284,7 @@ def test_coinpaprika_has_no_hourly_history_and_an_unknown_asset_is_named(provide
             end=day("2024-01-02"),
             interval="1h",
         )
-    with pytest.raises(Exception, match="no-such-coin"):
+    with pytest.raises(SourceError, match="no-such-coin"):
         backfill(
             source="coingecko",
             slugs=["no-such-coin"],
@@ -316,4 +334,3 @@ def test_the_command_backfills_the_top_assets_and_refuses_bad_arguments(provider
         )
     assert bad_date.value.returncode == 2
     assert Run.objects.filter(kind=Run.Kind.BACKFILL).count() == 1
-    assert timedelta(0) <= Run.objects.get().duration

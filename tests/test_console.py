@@ -188,6 +188,15 @@ def test_the_quote_export_streams_the_filtered_rows_as_csv(admin_client):
     assert rows[0]["observed_at"].endswith("Z")
 
 
+def test_an_exported_cell_never_starts_a_spreadsheet_formula(admin_client):
+    QuoteFactory(asset=AssetFactory(symbol="=HYPERLINK(1)", slug="odd"))
+
+    response = admin_client.get("/admin/prices/quote/export.csv")
+
+    (row,) = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    assert row["asset_symbol"] == "'=HYPERLINK(1)"
+
+
 def test_the_export_needs_a_staff_login(client):
     response = client.get("/admin/prices/quote/export.csv")
     assert response.status_code == 302

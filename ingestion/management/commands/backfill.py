@@ -3,19 +3,18 @@ provider's history endpoints, one run (kind backfill), resumable; the exit codes
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
-from tqdm import tqdm
 
 from ingestion.backfill import backfill
 from ingestion.management.commands.ingest import (
     EXIT_ALREADY_RUNNING,
     EXIT_FAILED,
     EXIT_USAGE,
+    progress,
     summary,
 )
 from ingestion.sources.base import SourceError
@@ -59,34 +58,23 @@ class Command(BaseCommand):
         if options["top"] is not None and options["top"] < 1:
             raise CommandError("--top must be at least 1", returncode=EXIT_USAGE)
         slugs = [s.strip() for s in (options["asset"] or "").split(",") if s.strip()] or None
-        interactive = sys.stdout.isatty() and options["verbosity"] > 0
-        bar = tqdm(unit=" points", dynamic_ncols=True) if interactive else None
-
-        def on_batch(run: Run) -> None:
-            if bar is not None:
-                bar.update(run.records_read - bar.n)
-            elif options["verbosity"] > 0:
-                self.stdout.write(f"run {run.pk} {run.source}: read {run.records_read}")
-
         try:
-            run = backfill(
-                source=options["source"],
-                slugs=slugs,
-                top=options["top"],
-                start=start,
-                end=end,
-                interval=options["interval"],
-                gaps=options["gaps"],
-                trigger=options["trigger"],
-                on_batch=on_batch,
-            )
+            with progress(self.stdout, verbosity=options["verbosity"], unit=" points") as on_batch:
+                run = backfill(
+                    source=options["source"],
+                    slugs=slugs,
+                    top=options["top"],
+                    start=start,
+                    end=end,
+                    interval=options["interval"],
+                    gaps=options["gaps"],
+                    trigger=options["trigger"],
+                    on_batch=on_batch,
+                )
         except RunAlreadyActive as exc:
             raise CommandError(str(exc), returncode=EXIT_ALREADY_RUNNING) from exc
         except SourceError as exc:
             raise CommandError(str(exc), returncode=EXIT_FAILED) from exc
-        finally:
-            if bar is not None:
-                bar.close()
         self.stdout.write(summary(run))
         if run.status == Run.Status.FAILED:
             raise CommandError(f"run {run.pk} failed: {run.error}", returncode=EXIT_FAILED)

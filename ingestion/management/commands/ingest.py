@@ -8,6 +8,8 @@ with a note and does not count as a failure. The exit status is 1 if any source 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -35,6 +37,30 @@ def summary(run: Run) -> str:
         f"unchanged {run.records_unchanged}, rejected {run.records_rejected} in {duration}"
     )
     return f"{line}; error: {run.error}" if run.error else line
+
+
+@contextmanager
+def progress(
+    stdout: Any, *, verbosity: int, unit: str = " records"
+) -> Iterator[Callable[[Run], None]]:
+    """A run's `on_batch`: a progress bar on a terminal, a plain line a batch otherwise (cron,
+    logs), nothing at verbosity 0."""
+    bar = tqdm(unit=unit, dynamic_ncols=True) if sys.stdout.isatty() and verbosity > 0 else None
+
+    def on_batch(run: Run) -> None:
+        if bar is not None:
+            bar.update(run.records_read - bar.n)
+        elif verbosity > 0:
+            stdout.write(
+                f"run {run.pk} {run.source}: read {run.records_read}, "
+                f"rejected {run.records_rejected}"
+            )
+
+    try:
+        yield on_batch
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 class Command(BaseCommand):
@@ -167,19 +193,7 @@ class Command(BaseCommand):
 
     def _ingest(self, name: str, options: dict[str, Any]) -> Run:
         """One run of `name`, with a progress bar on a terminal and plain lines otherwise."""
-        interactive = sys.stdout.isatty() and options["verbosity"] > 0
-        bar = tqdm(unit=" records", dynamic_ncols=True) if interactive else None
-
-        def on_batch(run: Run) -> None:
-            if bar is not None:
-                bar.update(run.records_read - bar.n)
-            elif options["verbosity"] > 0:
-                self.stdout.write(
-                    f"run {run.pk} {run.source}: read {run.records_read}, "
-                    f"rejected {run.records_rejected}"
-                )
-
-        try:
+        with progress(self.stdout, verbosity=options["verbosity"]) as on_batch:
             return ingest(
                 source=name,
                 trigger=options["trigger"],
@@ -190,6 +204,3 @@ class Command(BaseCommand):
                 on_batch=on_batch,
                 run_id=options["run_id"],
             )
-        finally:
-            if bar is not None:
-                bar.close()
