@@ -13,7 +13,14 @@ from datetime import datetime
 from ingestion.pipeline import ingest
 from ingestion.reference import reference_index
 from ingestion.sources.base import SourceError
-from ingestion.sources.history import HISTORY_SOURCES, Slice, Target, split
+from ingestion.sources.history import (
+    BAR_SOURCES,
+    HISTORY_SOURCES,
+    HistoryMixin,
+    Slice,
+    Target,
+    split,
+)
 from prices.coverage import coverage
 from prices.models import AssetIdentifier
 from runs.models import Run
@@ -85,14 +92,20 @@ def backfill(
     end: datetime,
     interval: str = "1d",
     gaps: bool = False,
+    bars: bool = False,
     trigger: str = Run.Trigger.CLI,
     on_batch: Callable[[Run], None] | None = None,
+    on_source: Callable[[HistoryMixin], None] | None = None,
 ) -> Run:
-    if source not in HISTORY_SOURCES:
-        raise SourceError(f"backfill sources: {', '.join(HISTORY_SOURCES)}; not {source!r}")
+    """One backfill run of `source`; `on_source` sees the scheduled source before it runs (a
+    progress bar reads its slices)."""
+    registry = BAR_SOURCES if bars else HISTORY_SOURCES
+    if source not in registry:
+        what = "bar sources" if bars else "sources"
+        raise SourceError(f"backfill {what}: {', '.join(registry)}; not {source!r}")
     if gaps and interval not in ("1h", "1d"):
         raise SourceError("--gaps works on hourly or daily coverage: use --interval 1h or 1d")
-    cls = HISTORY_SOURCES[source]
+    cls = registry[source]
     src = cls.from_settings()  # type: ignore[attr-defined]
     found = targets(source=source, slugs=slugs, top=top)
     if gaps:
@@ -105,6 +118,8 @@ def backfill(
         )
     else:
         src.schedule(targets=found, start=start, end=end, interval=interval)
+    if on_source is not None:
+        on_source(src)
     return ingest(
         source=source, src=src, kind=Run.Kind.BACKFILL, trigger=trigger, on_batch=on_batch
     )

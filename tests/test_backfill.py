@@ -1,7 +1,7 @@
 """`backfill`: the providers' history endpoints served from real captures by a local server."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 
@@ -252,7 +252,11 @@ def test_coinpaprika_daily_bars_keep_ohlc_and_a_plan_refusal_is_a_clear_error(pr
         )
     )
     run = backfill(
-        source="coinpaprika", slugs=["bitcoin"], start=day("2019-01-01"), end=day("2019-01-03")
+        source="coinpaprika",
+        slugs=["bitcoin"],
+        start=day("2019-01-01"),
+        end=day("2019-01-03"),
+        bars=True,
     )
     assert run.status == Run.Status.SUCCEEDED
     bar = Quote.objects.order_by("observed_at").first()
@@ -269,13 +273,17 @@ def test_coinpaprika_daily_bars_keep_ohlc_and_a_plan_refusal_is_a_clear_error(pr
         lambda request: raw(b'{"error": "Your plan does not allow this range"}', status=402)
     )
     refused = backfill(
-        source="coinpaprika", slugs=["bitcoin"], start=day("2018-01-01"), end=day("2018-02-01")
+        source="coinpaprika",
+        slugs=["bitcoin"],
+        start=day("2018-01-01"),
+        end=day("2018-02-01"),
+        bars=True,
     )
     assert refused.status == Run.Status.FAILED
     assert "bitcoin 2018-01-01" in refused.error
 
 
-def test_coinpaprika_has_no_hourly_history_and_an_unknown_asset_is_named(providers):
+def test_bars_that_a_provider_does_not_have_and_an_unknown_asset_are_named(providers):
     with pytest.raises(SourceError, match="no 1h data"):
         backfill(
             source="coinpaprika",
@@ -283,7 +291,10 @@ def test_coinpaprika_has_no_hourly_history_and_an_unknown_asset_is_named(provide
             start=day("2024-01-01"),
             end=day("2024-01-02"),
             interval="1h",
+            bars=True,
         )
+    with pytest.raises(SourceError, match="backfill bar sources: coingecko, coinpaprika"):
+        backfill(source="coincap", slugs=["bitcoin"], start=day("2024-01-01"), bars=True, end=NOW())
     with pytest.raises(SourceError, match="no-such-coin"):
         backfill(
             source="coingecko",
@@ -314,6 +325,8 @@ def test_the_command_backfills_the_top_assets_and_refuses_bad_arguments(provider
     )
 
     assert "coingecko succeeded" in out.getvalue()
+    # Off a terminal, a plain line per batch counts the slices (a terminal gets a bar with ETA).
+    assert "; 2 of 2 slices" in out.getvalue()
     assert {r[0].path.split("/")[-3] for r in providers.log} == {"bitcoin", "ethereum"}
     with pytest.raises(CommandError) as refused:
         call_command(
@@ -334,3 +347,152 @@ def test_the_command_backfills_the_top_assets_and_refuses_bad_arguments(provider
         )
     assert bad_date.value.returncode == 2
     assert Run.objects.filter(kind=Run.Kind.BACKFILL).count() == 1
+
+
+def NOW() -> datetime:
+    return datetime.now(UTC)
+
+
+OHLC_30M = "coingecko_ohlc_bitcoin_30min-days1_2025-10-28.json"
+OHLC_4H = "coingecko_ohlc_bitcoin_4h-days7_2025-10-28.json"
+
+
+def ohlc(httpserver, coin: str, name: str) -> None:
+    httpserver.expect_request(f"{COINGECKO_PATH}/coins/{coin}/ohlc").respond_with_handler(
+        lambda request: raw(body(name))
+    )
+
+
+def test_coingecko_bars_are_stored_in_their_last_second_and_make_hourly_candles(providers, client):
+    ohlc(providers, "bitcoin", OHLC_30M)
+
+    run = backfill(
+        source="coingecko",
+        slugs=["bitcoin"],
+        start=NOW() - timedelta(hours=20),
+        end=NOW(),
+        interval="30m",
+        bars=True,
+    )
+
+    assert run.status == Run.Status.SUCCEEDED
+    ((request, _),) = providers.log
+    assert dict(request.args) == {"vs_currency": "usd", "days": "1"}
+    bars = Quote.objects.filter(source="coingecko").order_by("observed_at")
+    assert bars.count() == 48
+    first = bars.first()
+    # [1761552000000 (2025-10-27 08:00 close), 115812.0, 115812.0, 115538.0, 115579.0]
+    assert first.interval == "30m"
+    assert first.observed_at == datetime(2025, 10, 27, 7, 59, 59, tzinfo=UTC)
+    assert (first.open_usd, first.high_usd, first.low_usd, first.price_usd) == tuple(
+        stored(v) for v in ("115812", "115812", "115538", "115579")
+    )
+    # The hour 08:00-09:00 is the two bars closing at 08:30 and 09:00.
+    response = client.get(
+        "/api/assets/bitcoin/candles",
+        {"interval": "1h", "from": "2025-10-27T08:00:00Z", "to": "2025-10-27T09:00:00Z"},
+    )
+    (candle,) = response.json()["results"]
+    assert candle["start"].startswith("2025-10-27T08:00")
+    assert (candle["open"], candle["high"], candle["low"], candle["close"]) == (
+        "115527",
+        "115571",
+        "114936",
+        "114936",
+    )
+    assert candle["quotes"] == 2 and candle["bars"] is True
+
+
+def test_coingecko_4h_bars_ask_the_shortest_span_that_covers_from_and_refuse_what_none_does(
+    providers,
+):
+    ohlc(providers, "bitcoin", OHLC_4H)
+
+    run = backfill(
+        source="coingecko",
+        slugs=["bitcoin"],
+        start=NOW() - timedelta(days=20),
+        end=NOW(),
+        interval="4h",
+        bars=True,
+    )
+
+    assert run.status == Run.Status.SUCCEEDED
+    assert providers.log[0][0].args["days"] == "30"
+    assert set(Quote.objects.values_list("interval", flat=True)) == {"4h"}
+    assert Quote.objects.count() == 42
+    reach = r"30m bars reach back 1 day at most, and --from is 3 days ago; 4h bars reach 30"
+    with pytest.raises(SourceError, match=reach):
+        backfill(
+            source="coingecko",
+            slugs=["bitcoin"],
+            start=NOW() - timedelta(days=3),
+            end=NOW(),
+            interval="30m",
+            bars=True,
+        )
+    with pytest.raises(SourceError, match="leave out --to"):
+        backfill(
+            source="coingecko",
+            slugs=["bitcoin"],
+            start=day("2025-10-01"),
+            end=day("2025-10-20"),
+            interval="4h",
+            bars=True,
+        )
+    with pytest.raises(SourceError, match="no 1d data"):
+        backfill(
+            source="coingecko",
+            slugs=["bitcoin"],
+            start=NOW() - timedelta(days=20),
+            end=NOW(),
+            interval="1d",
+            bars=True,
+        )
+
+
+def test_coinpaprika_ticks_are_points_asked_per_slice_and_a_refusal_fails_that_slice(providers):
+    # No capture of this endpoint exists; the body has the documented shape (timestamp, price,
+    # volume_24h, market_cap), with the documentation's one example row first.
+    ticks = [
+        {
+            "timestamp": "2021-02-14T00:00:00Z",
+            "price": 1.67,
+            "volume_24h": 77673000,
+            "market_cap": 937904172,
+        },
+        {
+            "timestamp": "2021-02-14T01:00:00Z",
+            "price": 1.71,
+            "volume_24h": 78110000,
+            "market_cap": 0,
+        },
+    ]
+    path = f"{COINPAPRIKA_PATH}/tickers/btc-bitcoin/historical"
+
+    def answer(request):
+        if request.args["start"] == str(int(day("2021-02-14").timestamp())):
+            return raw(json.dumps(ticks).encode())
+        return raw(b'{"error": "Getting historical ticks is not allowed on this plan"}', 402)
+
+    providers.expect_request(path).respond_with_handler(answer)
+
+    run = backfill(
+        source="coinpaprika",
+        slugs=["bitcoin"],
+        start=day("2021-02-14") - timedelta(days=180),
+        end=day("2021-02-15"),
+        interval="1h",
+    )
+
+    assert [r.args["interval"] for r, _ in providers.log] == ["1h", "1h"]
+    assert providers.log[0][0].args["limit"] == "5000"
+    assert run.status == Run.Status.PARTIAL
+    assert "bitcoin 2020-08-18 00:00 to 2021-02-14 00:00" in run.error
+    assert "not allowed on this plan" in run.error
+    points = Quote.objects.filter(source="coinpaprika").order_by("observed_at")
+    assert [(q.observed_at.hour, q.interval) for q in points] == [(0, ""), (1, "")]
+    assert points[0].price_usd == stored("1.67")
+    assert points[0].market_cap_usd == stored("937904172")
+    # A market cap of 0 is unknown, as CoinGecko's is.
+    assert points[1].market_cap_usd is None

@@ -10,13 +10,25 @@ same preparation and write, the checkpoint in the page's transaction).
   as unknown; the last point of a range ending now is "now", off the grid, and is kept as the
   observation it is.
 - CoinCap `/assets/{id}/history?interval=m5|h1|d1&start&end` (milliseconds).
-- CoinPaprika `/coins/{id}/ohlcv/historical?start&end` (dates): daily bars with open, high, low
-  and close, stored as 1d bars stamped at their close. Restricted on the free plan: a refusal
-  fails that slice only.
+- CoinPaprika `/tickers/{id}/historical?start&end&interval=5m|1h|1d&limit=5000` (seconds):
+  points. The free plan serves daily points for the last year and hourly ones for the last day;
+  a refusal fails that slice only.
 
-The checkpoint (`<source>:backfill`) lists the finished slices by (provider id, interval, slice
-start): a killed backfill continues with the first unfinished one, and a repeated range fetches
-nothing. Requests share the source's rate limit and Retry-After handling with `ingest`.
+Bars (`bars=True`, `backfill --bars`), each stored with its open, high, low and close:
+- CoinGecko `/coins/{id}/ohlc?vs_currency=usd&days=N`: the last N days up to now, N one of 1 (30m
+  bars), 7, 14, 30 (4h) or 90, 180, 365 (4d). The provider stamps a bar with its close time, on
+  the grid: the bar closing at 08:00 covers 07:30 to 08:00. It is stored one second before that
+  stamp (07:59:59), the convention of the CSV exports' and CoinPaprika's daily bars, so a stored
+  bar's time always lies inside the bar and every candle interval buckets it where it belongs;
+  the raw page keeps the stamp as received.
+- CoinPaprika `/coins/{id}/ohlcv/historical?start&end` (dates): daily bars stamped at their
+  close (23:59:59). Restricted on the free plan: a refusal fails that slice only.
+
+The checkpoint (`<source>:backfill`) lists the finished slices by (provider id, interval, kind,
+slice start and end): a killed backfill continues with the first unfinished one, and a repeated
+range fetches nothing. CoinGecko's bars always end now, so their one slice per asset is asked
+again by each run; what comes back unchanged is counted unchanged. Requests share the source's
+rate limit and Retry-After handling with `ingest`.
 """
 
 from __future__ import annotations
@@ -36,7 +48,8 @@ from ingestion.sources.coingecko import CoinGeckoSource
 from ingestion.sources.coinpaprika import CoinPaprikaSource
 from ingestion.sources.http import JsonClient, Page, error_message
 
-INTERVALS = ("5m", "1h", "1d")
+INTERVALS = ("5m", "30m", "1h", "4h", "1d", "4d")
+POINT_INTERVALS = ("5m", "1h", "1d")
 
 
 @dataclass(frozen=True)
@@ -53,10 +66,10 @@ class Slice:
     start: datetime
     end: datetime
 
-    def key(self, interval: str) -> str:
+    def key(self, label: str) -> str:
         # The end is part of it: a slice cut short by "now" is fetched again, whole, later.
         return (
-            f"{self.target.external_id}|{interval}|{self.start:%Y-%m-%dT%H:%M:%SZ}"
+            f"{self.target.external_id}|{label}|{self.start:%Y-%m-%dT%H:%M:%SZ}"
             f"|{self.end:%Y-%m-%dT%H:%M:%SZ}"
         )
 
@@ -80,7 +93,9 @@ class HistoryMixin(JsonApiSource):
     the failures that cost one slice only."""
 
     slice_days: dict[str, int]
-    supported: tuple[str, ...] = INTERVALS
+    supported: tuple[str, ...] = POINT_INTERVALS
+    # Bars and points of one interval are different slices: "1d" and "1d bars".
+    bars = False
     # The snapshot endpoints' schemas do not apply; a history body's shape is checked per page.
     expected_schema = None
 
@@ -96,22 +111,36 @@ class HistoryMixin(JsonApiSource):
         """The work: every slice of [start, end) for each target, or the `slices` given (the
         gaps a coverage report found)."""
         if interval not in self.supported:
+            what = "bars" if self.bars else "history"
             raise SourceError(
-                f"{self.title} history has no {interval} data here; choose "
+                f"{self.title} {what} have no {interval} data here; choose "
                 f"{' or '.join(self.supported)}"
             )
         self.interval = interval
         if slices is None:
             assert targets is not None and start is not None and end is not None
-            days = self.slice_days[interval]
-            slices = [Slice(target, a, b) for target in targets for a, b in split(start, end, days)]
+            slices = self.plan_slices(targets, start, end)
         self.slices = slices
         self._failures: list[str] = []
+        self._done: set[str] = set()
         return self
+
+    def plan_slices(self, targets: list[Target], start: datetime, end: datetime) -> list[Slice]:
+        days = self.slice_days[self.interval]
+        return [Slice(target, a, b) for target in targets for a, b in split(start, end, days)]
+
+    @property
+    def label(self) -> str:
+        return f"{self.interval} bars" if self.bars else self.interval
 
     @property
     def checkpoint_name(self) -> str:
         return f"{self.name}:backfill"
+
+    def progress(self) -> tuple[int, int]:
+        """(slices finished or failed, slices in all): a progress bar's count and total."""
+        done = sum(1 for s in self.slices if s.key(self.label) in self._done)
+        return done + len(self._failures), len(self.slices)
 
     def failures(self) -> list[str]:
         return list(self._failures)
@@ -121,6 +150,7 @@ class HistoryMixin(JsonApiSource):
         return {
             **super().describe(),
             "interval": self.interval,
+            "bars": self.bars,
             "assets": assets,
             "slices": len(self.slices),
             "from": min((s.start.isoformat() for s in self.slices), default=None),
@@ -133,7 +163,7 @@ class HistoryMixin(JsonApiSource):
 
     def fetch_pages(self, client: JsonClient) -> Iterator[Unit]:
         for piece in self.slices:
-            key = piece.key(self.interval)
+            key = piece.key(self.label)
             if key in self._done:
                 continue
             try:
@@ -276,7 +306,143 @@ class CoinCapHistory(HistoryMixin, CoinCapSource):
         )
 
 
+class CoinGeckoBars(CoinGeckoHistory):
+    """`/coins/{id}/ohlc`: the bars of the last `days` up to now, their length set by `days`."""
+
+    bars = True
+    supported = ("30m", "4h", "4d")
+    # The `days` values the endpoint takes for each bar length, shortest first.
+    DAYS = {"30m": (1,), "4h": (7, 14, 30), "4d": (90, 180, 365)}
+    slice_days: dict[str, int] = {}
+    # How far `end` may lie before now: the endpoint cannot end in the past.
+    SLACK = timedelta(hours=1)
+
+    def plan_slices(self, targets: list[Target], start: datetime, end: datetime) -> list[Slice]:
+        now = timezone.now()
+        if end < now - self.SLACK:
+            raise SourceError(
+                "CoinGecko bars always end now (/ohlc takes a number of days back): leave out --to"
+            )
+        span = now - start
+        choices = self.DAYS[self.interval]
+        days = next((d for d in choices if timedelta(days=d) >= span), None)
+        if days is None:
+            longer = {"30m": "4h bars reach 30 days", "4h": "4d bars reach 365 days"}
+            hint = longer.get(self.interval, "a Pro key reaches further with /ohlc/range")
+            raise SourceError(
+                f"CoinGecko {self.interval} bars reach back {_days(choices[-1])} at most, and "
+                f"--from is {_days(span.days)} ago; {hint}"
+            )
+        self.days = days
+        first = now - timedelta(days=days)
+        return [Slice(target, first, now) for target in targets]
+
+    def request(self, client: JsonClient, piece: Slice) -> Page:
+        return client.get_page(
+            f"/coins/{piece.target.external_id}/ohlc",
+            params={"vs_currency": "usd", "days": self.days},
+        )
+
+    def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
+        where = f"/coins/{context['id']}/ohlc"
+        if not isinstance(body, list):
+            code, message = error_message(body)
+            if message is not None:
+                raise SourceError(f"{where}: error {code}: {message!r}" if code else message)
+            raise SourceError(f"{where}: expected a list of [time, open, high, low, close]")
+        items = []
+        for index, row in enumerate(body, start=1):
+            name = f"{context['id']} bar {index}"
+            if not isinstance(row, list) or len(row) != 5:
+                items.append(Item(name, index, {"row": row}, "not [time, open, high, low, close]"))
+                continue
+            stamp, opened, high, low, close = row
+            payload = {
+                "id": context["id"],
+                "interval": context["interval"],
+                "time": stamp,
+                "open": opened,
+                "high": high,
+                "low": low,
+                "close": close,
+            }
+            items.append(Item(name, index, payload))
+        return items
+
+    def normalize(self, payload: dict[str, Any]) -> Observation:
+        closed = _utc_ms(payload.get("time"), "time")
+        return Observation(
+            identity=payload["id"],
+            symbol="",
+            name="",
+            # Stamped at its close on the grid: stored in its own last second (see the module).
+            observed_at=closed - timedelta(seconds=1),
+            price_usd=to_positive_price(payload.get("close"), field="close"),
+            open_usd=to_positive_price(payload.get("open"), field="open"),
+            high_usd=to_positive_price(payload.get("high"), field="high"),
+            low_usd=to_positive_price(payload.get("low"), field="low"),
+            interval=payload["interval"],
+        )
+
+
 class CoinPaprikaHistory(HistoryMixin, CoinPaprikaSource):
+    """`/tickers/{id}/historical`: points (price, 24 h volume, market cap) on the interval's
+    grid, up to 5,000 a request."""
+
+    # 5,000 points a request: 17 days of 5m, 208 days of 1h.
+    slice_days = {"5m": 14, "1h": 180, "1d": 365}
+    LIMIT = 5000
+
+    def request(self, client: JsonClient, piece: Slice) -> Page:
+        return client.get_page(
+            f"/tickers/{piece.target.external_id}/historical",
+            params={
+                "start": int(piece.start.timestamp()),
+                "end": int(piece.end.timestamp()),
+                "interval": self.interval,
+                "limit": self.LIMIT,
+            },
+        )
+
+    def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
+        rows = self.expect_rows(body, what=f"/tickers/{context['id']}/historical")
+        return [
+            Item(
+                f"{context['id']} {row.get('timestamp', index)}",
+                index,
+                {"id": context["id"], **row},
+            )
+            for index, row in enumerate(rows, start=1)
+        ]
+
+    def normalize(self, payload: dict[str, Any]) -> Observation:
+        return Observation(
+            identity=payload["id"],
+            symbol="",
+            name="",
+            observed_at=_iso_time(payload.get("timestamp"), "timestamp"),
+            price_usd=to_positive_price(payload.get("price"), field="price"),
+            market_cap_usd=to_decimal(payload.get("market_cap"), field="market_cap") or None,
+            volume_24h_usd=to_decimal(payload.get("volume_24h"), field="volume_24h"),
+            percent_change_24h=None,
+        )
+
+
+def _days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
+
+
+def _iso_time(value: Any, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise Rejected(f"missing {field}")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        raise Rejected(f"{field} is not a time: {value!r}") from None
+
+
+class CoinPaprikaBars(HistoryMixin, CoinPaprikaSource):
+    bars = True
     slice_days = {"1d": 365}
     supported = ("1d",)
 
@@ -299,18 +465,11 @@ class CoinPaprikaHistory(HistoryMixin, CoinPaprikaSource):
         ]
 
     def normalize(self, payload: dict[str, Any]) -> Observation:
-        closed = payload.get("time_close")
-        if not isinstance(closed, str):
-            raise Rejected("missing time_close")
-        try:
-            observed = datetime.fromisoformat(closed.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
-            raise Rejected(f"time_close is not a time: {closed!r}") from None
         return Observation(
             identity=payload["id"],
             symbol="",
             name="",
-            observed_at=observed,
+            observed_at=_iso_time(payload.get("time_close"), "time_close"),
             price_usd=to_positive_price(payload.get("close"), field="close"),
             market_cap_usd=to_decimal(payload.get("market_cap"), field="market_cap"),
             volume_24h_usd=to_decimal(payload.get("volume"), field="volume"),
@@ -326,4 +485,8 @@ HISTORY_SOURCES: dict[str, type[HistoryMixin]] = {
     "coingecko": CoinGeckoHistory,
     "coincap": CoinCapHistory,
     "coinpaprika": CoinPaprikaHistory,
+}
+BAR_SOURCES: dict[str, type[HistoryMixin]] = {
+    "coingecko": CoinGeckoBars,
+    "coinpaprika": CoinPaprikaBars,
 }

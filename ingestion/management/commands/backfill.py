@@ -1,5 +1,6 @@
-"""`manage.py backfill --source S (--asset SLUG[,SLUG...] | --top N) --from DATE`: history from a
-provider's history endpoints, one run (kind backfill), resumable; the exit codes of `ingest`."""
+"""`manage.py backfill --source S (--asset SLUG[,SLUG...] | --top N) --from DATE [--bars]`:
+history from a provider's history endpoints, one run (kind backfill), resumable; the exit codes
+of `ingest`. On a terminal the progress bar counts slices, with an ETA."""
 
 from __future__ import annotations
 
@@ -10,13 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from ingestion.backfill import backfill
-from ingestion.management.commands.ingest import (
-    EXIT_ALREADY_RUNNING,
-    EXIT_FAILED,
-    EXIT_USAGE,
-    progress,
-    summary,
-)
+from ingestion.cli import EXIT_ALREADY_RUNNING, EXIT_FAILED, EXIT_USAGE, progress, summary
 from ingestion.sources.base import SourceError
 from ingestion.sources.history import HISTORY_SOURCES, INTERVALS
 from runs.models import Run, RunAlreadyActive
@@ -42,7 +37,17 @@ class Command(BaseCommand):
         which.add_argument("--top", type=int, metavar="N", help="The reference mapping's top N.")
         parser.add_argument("--from", dest="start", required=True, help="First day (UTC).")
         parser.add_argument("--to", dest="end", help="End, exclusive (default: now).")
-        parser.add_argument("--interval", choices=INTERVALS, default="1d")
+        parser.add_argument(
+            "--interval",
+            choices=INTERVALS,
+            default="1d",
+            help="Points: 5m, 1h, 1d (by source). Bars: CoinGecko 30m, 4h, 4d; CoinPaprika 1d.",
+        )
+        parser.add_argument(
+            "--bars",
+            action="store_true",
+            help="Fetch OHLC bars (CoinGecko /ohlc, CoinPaprika ohlcv) instead of points.",
+        )
         parser.add_argument(
             "--gaps",
             action="store_true",
@@ -59,7 +64,7 @@ class Command(BaseCommand):
             raise CommandError("--top must be at least 1", returncode=EXIT_USAGE)
         slugs = [s.strip() for s in (options["asset"] or "").split(",") if s.strip()] or None
         try:
-            with progress(self.stdout, verbosity=options["verbosity"], unit=" points") as on_batch:
+            with progress(self.stdout, verbosity=options["verbosity"], unit=" points") as shown:
                 run = backfill(
                     source=options["source"],
                     slugs=slugs,
@@ -68,8 +73,10 @@ class Command(BaseCommand):
                     end=end,
                     interval=options["interval"],
                     gaps=options["gaps"],
+                    bars=options["bars"],
                     trigger=options["trigger"],
-                    on_batch=on_batch,
+                    on_batch=shown,
+                    on_source=lambda src: shown.count(src.progress, what="slices"),
                 )
         except RunAlreadyActive as exc:
             raise CommandError(str(exc), returncode=EXIT_ALREADY_RUNNING) from exc

@@ -7,15 +7,12 @@ with a note and does not count as a failure. The exit status is 1 if any source 
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
+from ingestion.cli import EXIT_ALREADY_RUNNING, EXIT_FAILED, EXIT_USAGE, progress, summary
 from ingestion.pipeline import ingest
 from ingestion.reference import reference_index
 from ingestion.sources import SOURCE_NAMES, build_source
@@ -23,44 +20,7 @@ from ingestion.sources.base import SourceError
 from prices.models import Asset
 from runs.models import Run, RunAlreadyActive
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_ALREADY_RUNNING = 3
 ALL = "all"
-
-
-def summary(run: Run) -> str:
-    duration = f"{run.duration.total_seconds():.1f}s" if run.duration else "-"
-    line = (
-        f"run {run.pk} {run.source} {run.status}: read {run.records_read}, "
-        f"inserted {run.records_inserted}, updated {run.records_updated}, "
-        f"unchanged {run.records_unchanged}, rejected {run.records_rejected} in {duration}"
-    )
-    return f"{line}; error: {run.error}" if run.error else line
-
-
-@contextmanager
-def progress(
-    stdout: Any, *, verbosity: int, unit: str = " records"
-) -> Iterator[Callable[[Run], None]]:
-    """A run's `on_batch`: a progress bar on a terminal, a plain line a batch otherwise (cron,
-    logs), nothing at verbosity 0."""
-    bar = tqdm(unit=unit, dynamic_ncols=True) if sys.stdout.isatty() and verbosity > 0 else None
-
-    def on_batch(run: Run) -> None:
-        if bar is not None:
-            bar.update(run.records_read - bar.n)
-        elif verbosity > 0:
-            stdout.write(
-                f"run {run.pk} {run.source}: read {run.records_read}, "
-                f"rejected {run.records_rejected}"
-            )
-
-    try:
-        yield on_batch
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 class Command(BaseCommand):

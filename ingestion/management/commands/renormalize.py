@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ingestion.management.commands.ingest import EXIT_ALREADY_RUNNING, EXIT_FAILED, summary
+from ingestion.cli import EXIT_ALREADY_RUNNING, EXIT_FAILED, summary
 from ingestion.models import RawUnit
 from ingestion.renormalize import renormalize
 from ingestion.sources import SOURCE_NAMES
