@@ -278,7 +278,7 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 # --- ETL -------------------------------------------------------------------------------------
 
 # The file `ingest --source csv` reads when no --path is given.
-CSV_PATH = env_path("CSV_PATH", BASE_DIR / "data" / "coin_Ethereum.csv")
+CSV_PATH = env_path("CSV_PATH", BASE_DIR / "data" / "kaggle")
 # CSV rows per raw unit and transaction: each commits its unit, quotes and checkpoint together.
 ETL_BATCH_SIZE = env.int("ETL_BATCH_SIZE", default=5000)
 # Crash injection for resume drills: fail the run after this many records (0 = never).

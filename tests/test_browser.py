@@ -39,7 +39,7 @@ pytestmark = [
 
 PASSWORD = "browser-test-only"
 FAILURES = Path(settings.BASE_DIR) / ".browser-failures"
-ETHEREUM = Path(settings.BASE_DIR) / "data" / "coin_Ethereum.csv"
+ETHEREUM = Path(settings.BASE_DIR) / "data" / "kaggle" / "coin_Ethereum.csv"
 
 
 @pytest.fixture
