@@ -16,12 +16,20 @@ pytestmark = pytest.mark.django_db
 KAGGLE_HEADER = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap"
 
 
-def test_bundled_kaggle_file_loads_every_row(settings):
+def test_bundled_kaggle_files_load_every_row(settings):
     run = ingest(source="csv")
 
     assert run.status == Run.Status.SUCCEEDED
-    assert run.records_read == run.records_inserted == 2160
-    first = Quote.objects.order_by("observed_at").first()
+    assert run.records_read == run.records_inserted == 2991 + 2160
+    btc = Quote.objects.filter(asset__symbol="BTC")
+    assert btc.count() == 2991
+    assert btc.order_by("observed_at").first().observed_at == datetime(
+        2013, 4, 29, 23, 59, 59, tzinfo=UTC
+    )
+    assert btc.order_by("observed_at").last().observed_at == datetime(
+        2021, 7, 6, 23, 59, 59, tzinfo=UTC
+    )
+    first = Quote.objects.filter(asset__symbol="ETH").order_by("observed_at").first()
     assert first.asset.symbol == "ETH"
     assert first.asset.name == "Ethereum"
     assert first.observed_at == datetime(2015, 8, 8, 23, 59, 59, tzinfo=UTC)
