@@ -405,15 +405,9 @@ class CoinPaprikaHistory(HistoryMixin, CoinPaprikaSource):
         )
 
     def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
-        rows = self.expect_rows(body, what=f"/tickers/{context['id']}/historical")
-        return [
-            Item(
-                f"{context['id']} {row.get('timestamp', index)}",
-                index,
-                {"id": context["id"], **row},
-            )
-            for index, row in enumerate(rows, start=1)
-        ]
+        return _paprika_items(
+            self, body, context, where="/tickers/{id}/historical", stamp="timestamp"
+        )
 
     def normalize(self, payload: dict[str, Any]) -> Observation:
         return Observation(
@@ -426,6 +420,17 @@ class CoinPaprikaHistory(HistoryMixin, CoinPaprikaSource):
             volume_24h_usd=to_decimal(payload.get("volume_24h"), field="volume_24h"),
             percent_change_24h=None,
         )
+
+
+def _paprika_items(
+    source: HistoryMixin, body: Any, context: dict[str, Any], *, where: str, stamp: str
+) -> list[Item]:
+    """A CoinPaprika history list (`where`, with `{id}`) as items named by their time."""
+    rows = source.expect_rows(body, what=where.format(id=context["id"]))
+    return [
+        Item(f"{context['id']} {row.get(stamp, index)}", index, {"id": context["id"], **row})
+        for index, row in enumerate(rows, start=1)
+    ]
 
 
 def _days(count: int) -> str:
@@ -454,15 +459,9 @@ class CoinPaprikaBars(HistoryMixin, CoinPaprikaSource):
         )
 
     def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
-        rows = self.expect_rows(body, what=f"/coins/{context['id']}/ohlcv/historical")
-        return [
-            Item(
-                f"{context['id']} {row.get('time_close', index)}",
-                index,
-                {"id": context["id"], **row},
-            )
-            for index, row in enumerate(rows, start=1)
-        ]
+        return _paprika_items(
+            self, body, context, where="/coins/{id}/ohlcv/historical", stamp="time_close"
+        )
 
     def normalize(self, payload: dict[str, Any]) -> Observation:
         return Observation(
