@@ -294,7 +294,9 @@ def test_bars_that_a_provider_does_not_have_and_an_unknown_asset_are_named(provi
             bars=True,
         )
     with pytest.raises(SourceError, match="backfill bar sources: coingecko, coinpaprika"):
-        backfill(source="coincap", slugs=["bitcoin"], start=day("2024-01-01"), bars=True, end=NOW())
+        backfill(
+            source="coincap", slugs=["bitcoin"], start=day("2024-01-01"), bars=True, end=utc_now()
+        )
     with pytest.raises(SourceError, match="no-such-coin"):
         backfill(
             source="coingecko",
@@ -349,7 +351,7 @@ def test_the_command_backfills_the_top_assets_and_refuses_bad_arguments(provider
     assert Run.objects.filter(kind=Run.Kind.BACKFILL).count() == 1
 
 
-def NOW() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -369,8 +371,8 @@ def test_coingecko_bars_are_stored_in_their_last_second_and_make_hourly_candles(
     run = backfill(
         source="coingecko",
         slugs=["bitcoin"],
-        start=NOW() - timedelta(hours=20),
-        end=NOW(),
+        start=utc_now() - timedelta(hours=20),
+        end=utc_now(),
         interval="30m",
         bars=True,
     )
@@ -411,8 +413,8 @@ def test_coingecko_4h_bars_ask_the_shortest_span_that_covers_from_and_refuse_wha
     run = backfill(
         source="coingecko",
         slugs=["bitcoin"],
-        start=NOW() - timedelta(days=20),
-        end=NOW(),
+        start=utc_now() - timedelta(days=20),
+        end=utc_now(),
         interval="4h",
         bars=True,
     )
@@ -426,8 +428,8 @@ def test_coingecko_4h_bars_ask_the_shortest_span_that_covers_from_and_refuse_wha
         backfill(
             source="coingecko",
             slugs=["bitcoin"],
-            start=NOW() - timedelta(days=3),
-            end=NOW(),
+            start=utc_now() - timedelta(days=3),
+            end=utc_now(),
             interval="30m",
             bars=True,
         )
@@ -444,8 +446,8 @@ def test_coingecko_4h_bars_ask_the_shortest_span_that_covers_from_and_refuse_wha
         backfill(
             source="coingecko",
             slugs=["bitcoin"],
-            start=NOW() - timedelta(days=20),
-            end=NOW(),
+            start=utc_now() - timedelta(days=20),
+            end=utc_now(),
             interval="1d",
             bars=True,
         )
