@@ -1,5 +1,5 @@
 #!/usr/bin/env sh
-# The one entrypoint of the image; it runs the same way outside Docker (tests/test_entrypoint.py,
+# The one entrypoint of the image; it runs the same way outside Docker (tests/config/test_entrypoint.py,
 # a VM), with PYTHON naming the interpreter.
 #
 #   web        migrate, ingest once so the API has data at once, serve gunicorn on $PORT (8000)

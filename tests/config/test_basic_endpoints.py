@@ -3,12 +3,12 @@
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
 
 from tests.factories import AssetFactory, QuoteFactory
+from tests.processes import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +84,7 @@ def run_without_secret_key(*args: str) -> subprocess.CompletedProcess:
     """A process in a bare environment: DEBUG off, no SECRET_KEY, no .env."""
     return subprocess.run(
         [sys.executable, *args],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "DEBUG": "false", "SECRET_KEY": ""},
         capture_output=True,
         text=True,

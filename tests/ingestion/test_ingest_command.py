@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from runs.models import Run
 from tests.conftest import FIXTURES
+from tests.processes import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,7 @@ def test_command_exit_code_seen_by_cron(tmp_path: Path):
         "DEBUG": "true",
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
     }
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     manage = [sys.executable, str(root / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=root)
 

@@ -2,7 +2,6 @@
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -16,11 +15,12 @@ from rest_framework.test import APIClient
 
 from prices.models import Quote
 from runs.models import Run
+from tests.conftest import FIXTURES
 from tests.factories import RunFactory
 
 pytestmark = pytest.mark.django_db
 
-FIXTURE_CSV = Path(__file__).parent / "fixtures" / "csv" / "kaggle_coin_Ethereum_head.csv"
+FIXTURE_CSV = FIXTURES / "csv" / "kaggle_coin_Ethereum_head.csv"
 TRIGGER_URLS = ["/run-etl", "/api/runs/"]
 
 

@@ -11,7 +11,7 @@ from ingestion import retention
 from ingestion.models import RawUnit, Rejection
 from prices.models import Quote
 from tests.factories import QuoteFactory, RawUnitFactory, RejectionFactory
-from tests.test_crontab import cronjobs_with
+from tests.ingestion.test_crontab import cronjobs_with
 
 pytestmark = pytest.mark.django_db
 

@@ -12,13 +12,13 @@ from prices.models import AssetIdentifier, Quote
 from runs.models import Run
 from tests.conftest import FIXTURES
 from tests.factories import AssetFactory
+from tests.ingestion.test_bad_items import HEADER, kaggle_row
 from tests.provider_helpers import (
     COINGECKO_PATH,
     coingecko_rows,
     json_response,
     use_local_providers,
 )
-from tests.test_bad_items import HEADER, kaggle_row
 
 pytestmark = pytest.mark.django_db
 
