@@ -44,7 +44,7 @@ from django.core.cache import caches  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from config.pagination import Cursor, encode_cursor  # noqa: E402
+from common.pagination import Cursor, encode_cursor  # noqa: E402
 
 logger = logging.getLogger("bench_api")
 

@@ -20,7 +20,7 @@ from django.db.models import Avg, Exists, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
-from config.views import monitored_sources
+from ingestion.services import monitored_sources
 from prices.consolidation import consolidated_prices
 from prices.models import Asset, Quote
 from runs.models import Run, first_line

@@ -37,6 +37,6 @@ logconfig_dict = build_logging_config(
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from config.metrics import mark_process_dead
+    from runs.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)

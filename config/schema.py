@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.filters import source_choices
+from common.filters import source_choices
 
 ERROR_SCHEMA = {
     "type": "object",

@@ -17,8 +17,8 @@ from django.core.checks.security.base import (
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
-from config import metrics
 from config.logging import build_logging_config, default_log_format
+from runs import metrics
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -108,7 +108,7 @@ MIDDLEWARE = [
     # Outermost, so request counts and latency cover everything below (django-prometheus).
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # First, so every response (errors included) carries X-Request-ID and the server time.
-    "config.middleware.RequestIdMiddleware",
+    "common.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files under gunicorn, before sessions and auth do any work for them.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -136,7 +136,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
-            "libraries": {"console": "config.console_tags"},
+            "libraries": {"console": "common.console_tags"},
         },
     },
 ]
@@ -189,7 +189,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.AnonThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.throttling.AnonThrottle",
+        "config.throttling.ScopedThrottle",
+    ],
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Prices stay exact: decimals are rendered as strings, never floats.
@@ -236,10 +239,8 @@ SPECTACULAR_SETTINGS = {
 
 # /health: a source is "degraded" when its last successful run is older than this many minutes.
 # API sources run hourly from cron (two missed runs allowed); the CSV export is daily.
+# Sources not named here get HEALTH_DEFAULT_MAX_AGE_MINUTES.
 HEALTH_MAX_AGE_MINUTES = {
-    "coingecko": 120,
-    "coinpaprika": 120,
-    "coincap": 120,
     "csv": 26 * 60,
     # e.g. HEALTH_MAX_AGE_MINUTES=csv=60,coingecko=30
     **{k: int(v) for k, v in env.dict("HEALTH_MAX_AGE_MINUTES", default={}).items()},
@@ -258,7 +259,7 @@ COMPARE_MEDIAN_WINDOW = env.int("COMPARE_MEDIAN_WINDOW", default=20)
 # Share of rejected records rising by more than this (0.05 = five percentage points).
 COMPARE_REJECTED_SHARE_RISE = env.float("COMPARE_REJECTED_SHARE_RISE", default=0.05)
 
-# --- Logs and metrics (config/logging.py, config/metrics.py) ---------------------------------
+# --- Logs and metrics (config/logging.py, runs/metrics.py) ---------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # "json": one object per line with timestamp, level, logger, message and the request or run
@@ -327,10 +328,17 @@ CONSOLIDATION_DEVIATION_THRESHOLD = env.float("CONSOLIDATION_DEVIATION_THRESHOLD
 # API keys have no defaults: every source works without one except CoinCap v3.
 # A base URL may be any address, e.g. http://127.0.0.1:8080/api/v3 for a local server.
 
+# The registry of sources: name -> class (ingestion.sources.base.Source). The one list of
+# source names: commands, filters, /health and cron read it. Adding a provider is a module, a
+# line here and a settings block below (README, "Adding a source").
+ETL_SOURCES = {
+    "coingecko": "ingestion.sources.coingecko.CoinGeckoSource",
+    "coinpaprika": "ingestion.sources.coinpaprika.CoinPaprikaSource",
+    "coincap": "ingestion.sources.coincap.CoinCapSource",
+    "csv": "ingestion.sources.csvfile.CsvSource",
+}
 # What `ingest --source all` runs, in this order (sources not configured are skipped).
-ETL_ENABLED_SOURCES = env.list(
-    "ETL_ENABLED_SOURCES", default=["coingecko", "coinpaprika", "coincap", "csv"]
-)
+ETL_ENABLED_SOURCES = env.list("ETL_ENABLED_SOURCES", default=list(ETL_SOURCES))
 
 # HTTP behaviour shared by the API sources.
 HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=5.0)

@@ -153,7 +153,11 @@ def _increment_in_table(
 
 def _redis_client(cache: RedisCache, key: str) -> Any:
     """The cache's client for writes, made once per cache object: Django's RedisCache builds a
-    new client object (over its shared connection pool) for every call."""
+    new client object (over its shared connection pool) for every call.
+
+    Private (`_cache`) on purpose: RedisCache's public API has no "increment, creating with an
+    expiry"; `add()` then `incr()` would cost three round trips per request (SET NX, EXISTS,
+    INCRBY) where INCR costs one."""
     client = getattr(cache, "_throttle_client", None)
     if client is None:
         client = cache._cache.get_client(key, write=True)
@@ -172,10 +176,14 @@ class AnonThrottle(WindowThrottle):
         return self.get_ident(request)
 
 
-class TriggerThrottle(WindowThrottle):
-    """Starting ETL runs over HTTP, per token owner."""
+class ScopedThrottle(WindowThrottle):
+    """The writes (POST) of a view that names a `throttle_scope` (DRF's convention, as its
+    ScopedRateThrottle), per token owner: the HTTP trigger's scope is "trigger". The view
+    needs to import nothing; the rate is THROTTLE_RATES[scope]."""
 
-    scope = "trigger"
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        self.scope = getattr(view, "throttle_scope", "")
+        return not self.scope or super().allow_request(request, view)
 
     def client_key(self, request: Request, view: APIView) -> str | None:
         if request.method != "POST":

@@ -1,65 +1,27 @@
-"""Cross-cutting endpoints: the landing page at / and /health."""
+"""What the project composes from its apps: the landing page at /, and what /stats and /health
+are given by the apps that runs sits below (row counts, the sources cron runs)."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping
+from typing import Any
 
-from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import connection
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
-from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from ingestion.sources import SOURCE_NAMES, build_source
+from ingestion.models import RawUnit, Rejection
 from prices.models import Asset, Quote
-from runs.reports import source_health
-from runs.serializers import HealthSerializer
-
-logger = logging.getLogger(__name__)
 
 
-def monitored_sources() -> list[str]:
-    """The sources /health holds to their schedule: what `ingest --source all` and cron run,
-    i.e. enabled in ETL_ENABLED_SOURCES and configured (CoinCap without its key is neither
-    run nor expected)."""
-    return [
-        name
-        for name in settings.ETL_ENABLED_SOURCES
-        if name in SOURCE_NAMES and not build_source(name).missing_configuration()
-    ]
-
-
-@extend_schema(tags=["health"])
-class HealthView(APIView):
-    """`GET /health`: 200 with the database and each source's last run; `"status": "degraded"`
-    when an enabled, configured source's last success is older than its schedule allows, or it
-    never succeeded; 503 when the database does not answer."""
-
-    # Monitors poll this from one address; a throttled health check would read as an outage.
-    throttle_classes: list = []
-
-    @extend_schema(
-        responses={
-            200: HealthSerializer,
-            503: OpenApiResponse(HealthSerializer, description="The database does not answer."),
-        }
-    )
-    def get(self, request: Request) -> Response:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-            report = source_health(monitored=monitored_sources())
-        except DatabaseError as exc:
-            logger.error("health: database error: %s", exc)
-            return Response(
-                {"status": "unavailable", "database": f"error: {type(exc).__name__}"},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
-        return Response(HealthSerializer({**report, "database": "ok"}).data)
+def stats_tables() -> Mapping[str, QuerySet[Any]]:
+    """The tables /stats counts per source, each app's own."""
+    return {
+        "quotes": Quote.objects.all(),
+        "raw_units": RawUnit.objects.all(),
+        "rejections": Rejection.objects.all(),
+    }
 
 
 def landing(request: HttpRequest) -> HttpResponse:

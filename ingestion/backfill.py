@@ -106,7 +106,7 @@ def backfill(
     if gaps and interval not in ("1h", "1d"):
         raise SourceError("--gaps works on hourly or daily coverage: use --interval 1h or 1d")
     cls = registry[source]
-    src = cls.from_settings()  # type: ignore[attr-defined]
+    src = cls.from_settings()
     found = targets(source=source, slugs=slugs, top=top)
     if gaps:
         days = cls.slice_days.get(interval, 1)

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from runs.models import Run
 
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ALREADY_RUNNING = 3
@@ -74,5 +75,7 @@ class Progress:
             self.stdout.write(line)
 
     def close(self) -> None:
+        """End the bar (before a run's summary is printed); the next run starts a new one."""
         if self.bar is not None:
             self.bar.close()
+            self.bar = None

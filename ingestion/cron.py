@@ -1,4 +1,5 @@
-"""The job django-crontab runs: `ingest --source NAME --trigger cron`, with an honest exit status;
+"""The job django-crontab runs: one cron run of a source, with the exit status `ingest --source
+NAME` would have;
 and the checks that make `manage.py crontab add` fail when it installed nothing.
 
 settings.CRONJOBS lists one `ingest_job(NAME)` per scheduled source; `manage.py crontab add`
@@ -26,18 +27,16 @@ import subprocess
 import sys
 
 from django.conf import settings
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.db import connections
 
-from config.logging import bind_log_context
-from ingestion.sources import build_source
-from ingestion.sources.base import SourceError
+from common.logs import bind_log_context
+from ingestion.cli import EXIT_ALREADY_RUNNING, EXIT_FAILED, EXIT_OK, summary
+from ingestion.services import ingest_sources
+from runs.models import Run
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-# What `ingest` itself exits with when a run fails.
-EXIT_FAILED = 1
 # django-crontab's default for settings.CRONTAB_EXECUTABLE.
 DEFAULT_CRONTAB = "/usr/bin/crontab"
 
@@ -68,34 +67,27 @@ def installed_jobs() -> list[str]:
 
 
 def run_ingest_job(source: str) -> int:
-    """Run `ingest --source SOURCE --trigger cron` once and return its exit status."""
+    """Run `source` once as cron's run and return the exit status `ingest` would have."""
     with bind_log_context(source=source):
-        out = io.StringIO()
         try:
-            # As `ingest --source all` does: a source without its required settings (CoinCap
+            # As `ingest --source all`: a source without its required settings (CoinCap
             # without a key) is skipped with a warning, not failed every hour.
-            missing = build_source(source).missing_configuration()
-            if missing:
-                logger.warning("cron job ingest --source %s skipped: %s", source, missing)
-                return EXIT_OK
-            call_command("ingest", source=source, trigger="cron", verbosity=0, stdout=out)
-        except CommandError as exc:
-            status = exc.returncode
-            logger.error(
-                "cron job ingest --source %s exited with status %d: %s", source, status, exc
-            )
-            return status
-        except SourceError as exc:
-            logger.error("cron job ingest --source %s exited with status 1: %s", source, exc)
-            return EXIT_FAILED
+            (outcome,) = ingest_sources([source], trigger=Run.Trigger.CRON)
         except Exception:
             logger.exception("cron job ingest --source %s crashed (exit status 1)", source)
             return EXIT_FAILED
-        logger.info(
-            "cron job ingest --source %s exited with status 0: %s",
-            source,
-            out.getvalue().strip(),
-        )
+        if outcome.skipped:
+            logger.warning("cron job ingest --source %s skipped: %s", source, outcome.skipped)
+            return EXIT_OK
+        run = outcome.run
+        if run is None or outcome.failed:
+            status = EXIT_ALREADY_RUNNING if outcome.busy else EXIT_FAILED
+            detail = outcome.busy or outcome.error or (summary(run) if run else "")
+            logger.error(
+                "cron job ingest --source %s exited with status %d: %s", source, status, detail
+            )
+            return status
+        logger.info("cron job ingest --source %s exited with status 0: %s", source, summary(run))
         return EXIT_OK
 
 

@@ -19,9 +19,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from config.logging import bind_log_context, redact
+from common.logs import bind_log_context, redact
 from ingestion import bulk
-from ingestion.drift import DriftReport, FieldTally, detect_drift
 from ingestion.identity import ProviderAsset, resolve_assets
 from ingestion.models import Rejection, bounded_text
 from ingestion.normalize import Observation, Rejected, fit
@@ -29,6 +28,7 @@ from ingestion.readahead import read_ahead
 from ingestion.sources import build_source
 from ingestion.sources.base import Item, Source, SourceError, Unit
 from prices.models import AssetIdentifier, Quote
+from runs.drift import DriftReport, FieldTally, detect_drift
 from runs.models import Checkpoint, Run
 
 logger = logging.getLogger(__name__)

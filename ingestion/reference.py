@@ -10,12 +10,14 @@ from pathlib import Path
 
 from django.conf import settings
 
-# Which column of the reference file holds each source's provider id.
-PROVIDER_COLUMNS = {
-    "coingecko": "coingecko_id",
-    "coinpaprika": "coinpaprika_id",
-    "coincap": "coincap_id",
-}
+from ingestion.sources import source_class, source_names
+
+
+def provider_columns() -> dict[str, str]:
+    """Which column of the reference file holds each source's provider ids
+    (`Source.reference_column`); sources without provider ids are not listed."""
+    columns = {name: source_class(name).reference_column for name in source_names()}
+    return {name: column for name, column in columns.items() if column}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,8 @@ class ReferenceIndex:
     # Symbols that name exactly one asset of the mapping.
     by_unique_symbol: dict[str, ReferenceAsset]
     slugs: frozenset[str]
+    # The sources whose rows carry provider ids (a file's rows do not).
+    id_sources: frozenset[str]
 
     def lookup(
         self, *, source: str, external_id: str, symbol: str, name: str
@@ -40,7 +44,7 @@ class ReferenceIndex:
         """The reference asset for a provider id; for CSV files (no provider ids), the one
         whose symbol AND name match. A symbol alone never matches."""
         found = self.by_provider_id.get((source, external_id))
-        if found is None and source not in PROVIDER_COLUMNS and name:
+        if found is None and source not in self.id_sources and name:
             found = self.by_symbol_and_name.get((symbol.upper(), normalize_name(name)))
         return found
 
@@ -48,7 +52,7 @@ class ReferenceIndex:
         """For a file row with a symbol and no name (Yahoo, CryptoDataDownload): the reference
         asset when exactly one has that symbol. A guess, recorded as one, for an operator to
         review; provider ids never match this way."""
-        if source in PROVIDER_COLUMNS:
+        if source in self.id_sources:
             return None
         return self.by_unique_symbol.get(symbol.upper())
 
@@ -60,11 +64,11 @@ def normalize_name(name: str) -> str:
 
 def reference_index() -> ReferenceIndex:
     """The reference mapping named by settings.REFERENCE_ASSETS_PATH, read once per process."""
-    return _load(Path(settings.REFERENCE_ASSETS_PATH))
+    return _load(Path(settings.REFERENCE_ASSETS_PATH), tuple(provider_columns().items()))
 
 
 @functools.cache
-def _load(path: Path) -> ReferenceIndex:
+def _load(path: Path, columns: tuple[tuple[str, str], ...]) -> ReferenceIndex:
     by_provider_id: dict[tuple[str, str], ReferenceAsset] = {}
     by_symbol_and_name: dict[tuple[str, str], ReferenceAsset] = {}
     slugs: set[str] = set()
@@ -77,7 +81,7 @@ def _load(path: Path) -> ReferenceIndex:
                 name=row["name"].strip(),
                 rank=int(row["rank"]) if row.get("rank", "").strip() else None,
             )
-            for source, column in PROVIDER_COLUMNS.items():
+            for source, column in columns:
                 if external_id := (row.get(column) or "").strip():
                     by_provider_id[(source, external_id)] = asset
             by_symbol_and_name.setdefault((asset.symbol, normalize_name(asset.name)), asset)
@@ -90,4 +94,5 @@ def _load(path: Path) -> ReferenceIndex:
             symbol: found[0] for symbol, found in by_symbol.items() if len(found) == 1
         },
         slugs=frozenset(slugs),
+        id_sources=frozenset(source for source, _ in columns),
     )

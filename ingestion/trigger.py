@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from ingestion.sources import SOURCE_NAMES, build_source
+from ingestion.services import configuration_note
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -34,17 +34,13 @@ class LaunchFailed(Exception):
     """The ETL process could not be started; the run has been closed as failed."""
 
 
-def triggerable_sources() -> tuple[str, ...]:
-    return tuple(SOURCE_NAMES)
-
-
 def start_run(*, source: str) -> Run:
     """Create a queued `api` run of `source` and hand it to a detached ingest process.
 
     Raises `RunAlreadyActive` when that source is running, `SourceNotConfigured` when it cannot
     run here, and `LaunchFailed` when no process could be started.
     """
-    missing = getattr(build_source(source), "missing_configuration", lambda: None)()
+    missing = configuration_note(source)
     if missing:
         raise SourceNotConfigured(missing)
     run = Run.start(

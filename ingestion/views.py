@@ -9,14 +9,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from config.throttling import AnonThrottle, TriggerThrottle
-from ingestion.trigger import LaunchFailed, SourceNotConfigured, start_run, triggerable_sources
+from ingestion.sources import source_names
+from ingestion.trigger import LaunchFailed, SourceNotConfigured, start_run
 from runs.models import RunAlreadyActive
 from runs.views import RunViewSet
 
 
 class TriggerSerializer(serializers.Serializer):
-    source = serializers.ChoiceField(choices=triggerable_sources())
+    source = serializers.ChoiceField(choices=source_names())
 
 
 class TriggerAcceptedSerializer(serializers.Serializer):
@@ -41,7 +41,8 @@ def _error(request: Request, code: int, detail: str, **extra: object) -> Respons
 class RunTriggerViewSet(RunViewSet):
     """Runs, plus `POST` to start one (a DRF token is required)."""
 
-    throttle_classes = [AnonThrottle, TriggerThrottle]
+    # THROTTLE_RATES["trigger"] limits starting runs (config.throttling.ScopedThrottle).
+    throttle_scope = "trigger"
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         # POST takes a source, not a run: also what the browsable API's form shows.

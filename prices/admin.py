@@ -11,8 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from config.display import badge, number
-from config.numbers import readable
+from common.display import badge, number, readable
 from prices.candles import bucket_start
 from prices.consolidation import consolidated_price
 from prices.coverage import asset_span, coverage

@@ -12,8 +12,8 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from config.numbers import plain
 from prices.models import Quote
+from prices.numbers import plain
 
 COLUMNS = [
     ("id", "id"),

@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema_field
 
-from config.filters import (
-    FilterSet,
-    IdFilter,
-    SourceFilter,
-    StrictBooleanFilter,
-    UtcDateTimeFilter,
-)
-from prices.models import Asset, Quote
+from common.filters import MAX_ID, FilterSet, SourceFilter, UtcDateTimeFilter
+from prices.models import MONEY, Asset, Quote
 
-PRICE = {"max_digits": 40, "decimal_places": 18}
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
+class IdFilter(django_filters.NumberFilter):
+    """A database id: a whole number that fits a bigint."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class StrictBooleanField(forms.Field):
+    """true/false (or 1/0), any case; anything else is an error, not "no filter"."""
+
+    default_error_messages = {"invalid": "Enter true or false."}
+    VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in self.empty_values:
+            return None
+        try:
+            return self.VALUES[str(value).strip().lower()]
+        except KeyError:
+            raise DjangoValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
 
 
 class QuoteFilterSet(FilterSet):
@@ -39,10 +67,10 @@ class QuoteFilterSet(FilterSet):
         help_text="Observed strictly before this ISO 8601 time.",
     )
     min_price = django_filters.NumberFilter(
-        field_name="price_usd", lookup_expr="gte", help_text="Price in USD at least.", **PRICE
+        field_name="price_usd", lookup_expr="gte", help_text="Price in USD at least.", **MONEY
     )
     max_price = django_filters.NumberFilter(
-        field_name="price_usd", lookup_expr="lte", help_text="Price in USD at most.", **PRICE
+        field_name="price_usd", lookup_expr="lte", help_text="Price in USD at most.", **MONEY
     )
 
     class Meta:

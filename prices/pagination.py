@@ -9,8 +9,8 @@ from typing import Any
 
 from rest_framework.response import Response
 
-from config.middleware import elapsed_ms
-from config.pagination import KeysetPagination
+from common.middleware import elapsed_ms
+from common.pagination import KeysetPagination
 
 
 class QuotePagination(KeysetPagination):

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.filters import EnumParam, QueryParams, SourceParam, UtcDateTimeParam
-from config.numbers import ExactDecimalField, plain
+from common.filters import BLANK_MESSAGE, UtcDateTimeField, is_blank, source_choices
 from prices.candles import DEFAULT_CANDLES, FILLS, INTERVAL_SECONDS
 from prices.coverage import COVERAGE_INTERVALS
 from prices.history import INTERVALS
 from prices.models import Asset, AssetIdentifier, Quote
+from prices.numbers import ExactDecimalField, plain
 
 ZERO = timedelta(0)
 DECIMALS = ("price_usd", "market_cap_usd", "volume_24h_usd", "percent_change_24h")
@@ -29,6 +32,58 @@ QUOTE_COLUMNS = (
     "observed_at",
     *DECIMALS,
 )
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class UtcDateTimeParam(serializers.Field):
+    """The serializer counterpart of `UtcDateTimeField`, for query-parameter serializers."""
+
+    def to_internal_value(self, data: Any) -> datetime | None:
+        try:
+            return UtcDateTimeField().clean(data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+    def to_representation(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+class EnumParam(serializers.ChoiceField):
+    """DRF's ChoiceField, whose refusal lists the values it accepts."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            allowed = ", ".join(str(key) for key in self.choices)
+            raise serializers.ValidationError(f"Choose one of: {allowed}.") from None
+
+
+class SourceParam(serializers.CharField):
+    """A source name, checked against `source_choices()` when a request comes, not at import."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        allowed = [name for name, _ in source_choices()]
+        if value not in allowed:
+            raise serializers.ValidationError(f"Choose one of: {', '.join(allowed)}.")
+        return value
+
+
+class QueryParams(serializers.Serializer):
+    """Base of the query-parameter serializers: a parameter given empty is refused as such, as
+    the FilterSets refuse it, rather than with the field's own message ("This field is
+    required.", for a parameter that is there)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        blank = {name: [BLANK_MESSAGE] for name in self.fields if is_blank(data.get(name))}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({**exc.detail, **blank}) from None
+        if blank:
+            raise serializers.ValidationError(blank)
+        return value
 
 
 class ExactModelSerializer(serializers.ModelSerializer):

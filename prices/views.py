@@ -18,7 +18,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
-from config.filters import FilterBackend, KeysetOrderingFilter
+from common.filters import FilterBackend, KeysetOrderingFilter
 from prices.candles import (
     INTERVAL_SECONDS,
     MAX_CANDLES,

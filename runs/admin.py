@@ -5,9 +5,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from config.console_tags import seconds
-from config.display import badge, kv_table, number
-from runs.models import Checkpoint, Run, drift_lines
+from common.console_tags import seconds
+from common.display import badge, kv_table, number
+from runs.drift import drift_lines
+from runs.models import Checkpoint, Run
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

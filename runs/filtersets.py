@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config.filters import EnumFilter, FilterSet, SourceFilter, UtcDateTimeFilter
+from common.filters import EnumFilter, FilterSet, SourceFilter, UtcDateTimeFilter
 from runs.models import Run
 
 

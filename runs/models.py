@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -498,31 +498,3 @@ class Checkpoint(models.Model):
         self.cursor = cursor
         self.run = run
         self.save(update_fields=["cursor", "run", "updated_at"])
-
-
-def drift_lines(drift: Mapping[str, Any]) -> list[str]:
-    """A run's schema drift report (`Run.drift`, written by ingestion.drift) as a headline and
-    one line per change: what the admin and the log show."""
-    if not drift:
-        return ["not checked (this source has no expected schema)"]
-    items = drift.get("items", 0)
-    changes = [
-        *(
-            f"added: {entry['field']} in {entry['count']} of {items} items ({entry['share']:.0%})"
-            for entry in drift.get("added", [])
-        ),
-        *(
-            f"missing{' (required)' if entry.get('required') else ''}: {entry['field']} in "
-            f"{entry['count']} of {items} items ({entry['share']:.0%})"
-            for entry in drift.get("missing", [])
-        ),
-        *(
-            f"type changed: {entry['field']} expected {'/'.join(entry['expected'])}, got "
-            f"{', '.join(f'{kind} x{count}' for kind, count in entry['seen'].items())} "
-            f"({entry['share']:.0%})"
-            for entry in drift.get("type_changes", [])
-        ),
-    ]
-    if not changes:
-        return [f"no drift in {items} items"]
-    return [f"{len(changes)} change(s) in {items} items", *changes]

@@ -7,11 +7,10 @@ costs a fixed number of queries, however many runs there are.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
@@ -61,17 +60,17 @@ def _run_ref(run: Run | None) -> dict[str, Any] | None:
     }
 
 
-def _table_counts(model_label: str, **extra: Any) -> dict[str, dict[str, int]]:
-    # Looked up by label, as the foreign keys between the apps are: runs sits below prices and
-    # ingestion and must not import them.
-    model = apps.get_model(model_label)
-    rows = model.objects.order_by().values("source").annotate(rows=Count("id"), **extra)
-    return {row.pop("source"): row for row in rows}
+def rows_per_source(rows: QuerySet[Any]) -> dict[str, int]:
+    """How many of `rows` (a table with a `source` column) each source has."""
+    counted = rows.order_by().values("source").annotate(rows=Count("id"))
+    return {row["source"]: row["rows"] for row in counted}
 
 
-def run_stats() -> list[dict[str, Any]]:
-    """Per source: run counts by outcome, records, last success and failure, durations, table
-    sizes and the current checkpoint."""
+def run_stats(*, tables: Mapping[str, QuerySet[Any]] | None = None) -> list[dict[str, Any]]:
+    """Per source: run counts by outcome, records, last success and failure, durations, the
+    current checkpoint, and the rows each of `tables` (name -> a table with a `source`
+    column) holds for it: /stats gives the quotes, raw units and rejections, which runs does
+    not know."""
     totals = {
         row["source"]: row
         for row in Run.objects.ingests()
@@ -100,11 +99,9 @@ def run_stats() -> list[dict[str, Any]]:
     for run in latest_per_source(finished, keep=STATS_DURATION_WINDOW, by="finished_at"):
         durations.setdefault(run.source, []).append(run.duration.total_seconds())
     checkpoints = {c.source: c for c in Checkpoint.objects.all()}
-    quotes = _table_counts("prices.Quote")
-    raw = _table_counts("ingestion.RawUnit")
-    rejections = _table_counts("ingestion.Rejection")
+    rows = {name: rows_per_source(table) for name, table in (tables or {}).items()}
 
-    sources = sorted(set(totals) | set(checkpoints) | set(quotes) | set(raw))
+    sources = sorted(set(totals) | set(checkpoints).union(*rows.values()))
     report = []
     for source in sources:
         row = totals.get(source, {})
@@ -128,11 +125,7 @@ def run_stats() -> list[dict[str, Any]]:
                     "median": round(statistics.median(seconds), 3) if seconds else None,
                     "last": round(seconds[0], 3) if seconds else None,
                 },
-                "rows": {
-                    "quotes": quotes.get(source, {}).get("rows", 0),
-                    "raw_units": raw.get(source, {}).get("rows", 0),
-                    "rejections": rejections.get(source, {}).get("rows", 0),
-                },
+                "rows": {name: counts.get(source, 0) for name, counts in rows.items()},
                 "checkpoint": None
                 if checkpoint is None
                 else {

@@ -6,9 +6,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.filters import MAX_ID
 from runs.models import Run
-
-MAX_ID = 2**63 - 1
 
 
 class RunSerializer(serializers.ModelSerializer):

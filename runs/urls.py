@@ -1,5 +1,6 @@
 """The root paths the seed systems made familiar; /api/runs/ is routed in config/urls.py
-(its POST, the trigger, lives in ingestion)."""
+(its POST, the trigger, lives in ingestion), as are /stats and /health, which the project
+composes from every app."""
 
 from collections.abc import Callable
 
@@ -16,6 +17,5 @@ def _alias(action: str) -> Callable:
 
 urlpatterns = [
     path("runs", _alias("list"), name="runs"),
-    path("stats", _alias("stats"), name="stats"),
     path("compare-runs", _alias("compare"), name="compare-runs"),
 ]

@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.utils import timezone
 
-from ingestion.drift import json_type
 from ingestion.normalize import Rejected
 from ingestion.sources.base import Item, Source, SourceError, Unit
 from ingestion.sources.http import (
@@ -20,6 +19,7 @@ from ingestion.sources.http import (
     parse_json,
     safe_url,
 )
+from runs.drift import json_type
 
 
 class JsonApiSource(Source):

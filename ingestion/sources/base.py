@@ -7,10 +7,10 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from ingestion.drift import Schema
 from ingestion.normalize import Observation
+from runs.drift import Schema
 
 
 class SourceError(Exception):
@@ -72,12 +72,22 @@ class Source(ABC):
     """
 
     name: ClassVar[str]
+    # The column of data/reference_assets.csv that holds this source's provider ids; None for a
+    # source without provider ids (files), whose rows are matched by symbol and name.
+    reference_column: ClassVar[str | None] = None
+    # What one run may be given beyond the settings (`ingest --path` for files).
+    run_options: ClassVar[tuple[str, ...]] = ()
     # The canonical asset (slug) every item of this run belongs to, when an operator said so
     # (`ingest --source csv --asset bitcoin`); None lets identity resolution decide.
     asset_slug: str | None = None
     # The fields each item should have, for schema drift checks; None: not checked (CSV rows
     # are checked by their header instead).
     expected_schema: ClassVar[Schema | None] = None
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, **options: Any) -> Self:
+        """The source as the settings configure it; `options` are among `run_options`."""
 
     @property
     def checkpoint_name(self) -> str:

@@ -16,12 +16,11 @@ the timestamp moves on every call, each run observes every coin anew, at that ti
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from ingestion.drift import Schema, spec
 from ingestion.normalize import (
     Observation,
     Rejected,
@@ -33,6 +32,7 @@ from ingestion.normalize import (
 from ingestion.sources.api import JsonApiSource, provider_id, text
 from ingestion.sources.base import Item, SourceError, Unit
 from ingestion.sources.http import JsonClient, error_message
+from runs.drift import Schema, spec
 
 BASE_URL = "https://rest.coincap.io/v3"
 _V2_HOST = "api.coincap.io"
@@ -62,6 +62,7 @@ class CoinCapSource(JsonApiSource):
     """The top `max_assets` assets by rank."""
 
     name = "coincap"
+    reference_column = "coincap_id"
     title = "CoinCap"
     key_setting = "COINCAP_API_KEY"
     calls_per_minute_setting = "COINCAP_CALLS_PER_MINUTE"
@@ -72,7 +73,7 @@ class CoinCapSource(JsonApiSource):
         self.max_assets = max_assets
 
     @classmethod
-    def from_settings(cls) -> CoinCapSource:
+    def from_settings(cls, **options: Any) -> Self:
         return cls(
             base_url=settings.COINCAP_BASE_URL,
             api_key=settings.COINCAP_API_KEY,

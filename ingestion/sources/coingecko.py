@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from ingestion.drift import Schema, spec
 from ingestion.normalize import Observation, to_decimal, to_positive_price, to_utc
 from ingestion.sources.api import JsonApiSource, provider_id, text
 from ingestion.sources.base import Item, Unit
 from ingestion.sources.http import JsonClient
+from runs.drift import Schema, spec
 
 DEMO_BASE_URL = "https://api.coingecko.com/api/v3"
 PRO_BASE_URL = "https://pro-api.coingecko.com/api/v3"
@@ -67,6 +67,7 @@ class CoinGeckoSource(JsonApiSource):
     """The top `max_coins` coins by market cap, in US dollars."""
 
     name = "coingecko"
+    reference_column = "coingecko_id"
     title = "CoinGecko"
     key_setting = "COINGECKO_API_KEY"
     calls_per_minute_setting = "COINGECKO_CALLS_PER_MINUTE"
@@ -81,7 +82,7 @@ class CoinGeckoSource(JsonApiSource):
         self.max_coins = max_coins
 
     @classmethod
-    def from_settings(cls) -> CoinGeckoSource:
+    def from_settings(cls, **options: Any) -> Self:
         return cls(
             base_url=settings.COINGECKO_BASE_URL,
             api_key=settings.COINGECKO_API_KEY,

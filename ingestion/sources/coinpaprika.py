@@ -13,16 +13,16 @@ and market figures are under `quotes.USD`. Numbers may arrive as `""`, which mea
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from ingestion.drift import Schema, spec
 from ingestion.normalize import Observation, Rejected, to_decimal, to_positive_price, to_utc
 from ingestion.sources.api import JsonApiSource, provider_id, text
 from ingestion.sources.base import Item, Unit
 from ingestion.sources.http import JsonClient
+from runs.drift import Schema, spec
 
 FREE_BASE_URL = "https://api.coinpaprika.com/v1"
 PRO_BASE_URL = "https://api-pro.coinpaprika.com/v1"
@@ -69,6 +69,7 @@ class CoinPaprikaSource(JsonApiSource):
     """All tickers quoted in US dollars."""
 
     name = "coinpaprika"
+    reference_column = "coinpaprika_id"
     title = "CoinPaprika"
     key_setting = "COINPAPRIKA_API_KEY"
     calls_per_minute_setting = "COINPAPRIKA_CALLS_PER_MINUTE"
@@ -81,7 +82,7 @@ class CoinPaprikaSource(JsonApiSource):
         self.auth_scheme = auth_scheme.strip().lower()
 
     @classmethod
-    def from_settings(cls) -> CoinPaprikaSource:
+    def from_settings(cls, **options: Any) -> Self:
         return cls(
             base_url=settings.COINPAPRIKA_BASE_URL,
             api_key=settings.COINPAPRIKA_API_KEY,

@@ -27,7 +27,9 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+from django.conf import settings
 
 from ingestion.normalize import (
     Observation,
@@ -210,6 +212,15 @@ class CsvSource(Source):
     own place in the checkpoint)."""
 
     name = "csv"
+    run_options = ("path", "symbol", "asset")
+
+    @classmethod
+    def from_settings(cls, **options: Any) -> Self:
+        return cls(
+            path=options.get("path") or settings.CSV_PATH,
+            symbol=options.get("symbol"),
+            asset=options.get("asset"),
+        )
 
     def __init__(
         self, *, path: Path | str, symbol: str | None = None, asset: str | None = None

@@ -1,12 +1,13 @@
 """HTTP for the provider sources: one `requests` session per source, timeouts, a total deadline
 per request, retries with exponential backoff and jitter, Retry-After, a client-side rate limit,
-key redaction, and strict JSON decoding; plus `JsonApiSource`, the base the provider modules build
-on.
+key redaction, and strict JSON decoding. `JsonApiSource` (ingestion/sources/api.py) builds one
+client per run.
 
 Every failure becomes a `SourceError` whose message names the provider and the cause. Error
 bodies come in many forms (a JSON error object, Cloudflare's plain-text `error code: 1015`, an
 HTML block page); `describe_body` turns each into a short phrase. API keys travel in headers and
-are replaced by `[redacted]` in every message and log line, in case a provider echoes them.
+are replaced by `***` (`common.logs.redact`) in every message, log line and stored body, in case
+a provider echoes them.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError
 
-from config.metrics import record_upstream_response, record_upstream_retry
+from common.logs import REDACTED, redact
 from ingestion.sources.base import SourceError
+from runs.metrics import record_upstream_response, record_upstream_retry
 
 logger = logging.getLogger(__name__)
 
-REDACTED = "[redacted]"
 USER_AGENT = "crypto-market-data-etl/0.1 (python-requests)"
 # Query parameters that carry credentials in some providers' documented alternatives.
 _KEY_PARAMS = frozenset(
@@ -251,7 +252,7 @@ def safe_url(url: str) -> str:
             (name, REDACTED if name.lower() in _KEY_PARAMS else value)
             for name, value in parse_qsl(parts.query, keep_blank_values=True)
         ],
-        safe="[],",
+        safe="[],*",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
@@ -383,9 +384,7 @@ class JsonClient:
         self.session.close()
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return redact(text, secrets=self._secrets)
 
     def fail(self, message: str, *, retryable: bool = False) -> SourceError:
         return SourceError(self.redact(f"{self.title}: {message}"), retryable=retryable)

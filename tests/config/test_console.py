@@ -11,7 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from config.numbers import plain, readable
+from common.display import readable
+from prices.numbers import plain
 from runs.models import Run
 from tests.factories import AssetFactory, AssetIdentifierFactory, QuoteFactory, RunFactory
 

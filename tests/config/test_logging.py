@@ -16,13 +16,8 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from config.logging import (
-    JsonLineFormatter,
-    LogContextFilter,
-    PlainFormatter,
-    bind_log_context,
-    current_log_context,
-)
+from common.logs import LogContextFilter, bind_log_context, current_log_context
+from config.logging import JsonLineFormatter, PlainFormatter
 from runs.models import Run
 from tests.conftest import FIXTURES
 from tests.processes import MANAGE, PYTHON, ROOT, base_env, database_url, reference_assets
@@ -33,12 +28,12 @@ REQUIRED = {"timestamp", "level", "logger", "message"}
 
 @pytest.fixture
 def json_lines() -> Iterator[io.StringIO]:
-    """Lines from the `config` and `ingestion` loggers, formatted as in production."""
+    """Lines from the `common` and `ingestion` loggers, formatted as in production."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonLineFormatter())
     handler.addFilter(LogContextFilter())
-    loggers = [logging.getLogger(name) for name in ("config", "ingestion")]
+    loggers = [logging.getLogger(name) for name in ("common", "ingestion")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)
@@ -85,7 +80,7 @@ def test_a_request_logs_one_line_with_its_request_id(json_lines: io.StringIO):
     response = APIClient().get("/data", HTTP_X_REQUEST_ID="edge-42")
 
     assert response["X-Request-ID"] == "edge-42"
-    (line,) = (entry for entry in parsed(json_lines) if entry["logger"] == "config.middleware")
+    (line,) = (entry for entry in parsed(json_lines) if entry["logger"] == "common.middleware")
     assert line["request_id"] == "edge-42"
     assert line["message"].startswith("GET /data 200 ")
     assert line["status"] == 200
@@ -96,7 +91,7 @@ def test_an_unusable_request_id_is_replaced_by_a_fresh_one(json_lines: io.String
     response = APIClient().get("/data", HTTP_X_REQUEST_ID='bad"id\nwith a fake log line')
 
     assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
-    (line,) = (entry for entry in parsed(json_lines) if entry["logger"] == "config.middleware")
+    (line,) = (entry for entry in parsed(json_lines) if entry["logger"] == "common.middleware")
     assert line["request_id"] == response["X-Request-ID"]
 
 

@@ -258,7 +258,7 @@ def test_a_key_echoed_in_a_body_is_not_stored(settings, httpserver):
 
     assert run.status == Run.Status.SUCCEEDED, run.error
     [payload] = json.loads(RawUnit.objects.get(source="coingecko").data())
-    assert payload["note"] == "your key is [redacted]"
+    assert payload["note"] == "your key is ***"
     assert SECRET.encode() not in RawUnit.objects.get().data()
 
 

@@ -125,7 +125,7 @@ def test_safe_url_hides_credentials():
     url = "https://user:pw@rest.coincap.io/v3/assets?limit=5&apiKey=abc123&x_cg_pro_api_key=k"
     shown = safe_url(url)
     assert "abc123" not in shown and "pw" not in shown and "=k" not in shown
-    assert shown.startswith("https://rest.coincap.io/v3/assets?limit=5&apiKey=[redacted]")
+    assert shown.startswith("https://rest.coincap.io/v3/assets?limit=5&apiKey=***")
 
 
 # --- retries -----------------------------------------------------------------------------------
@@ -298,7 +298,7 @@ def test_key_is_sent_but_never_shown(httpserver, caplog):
         client_for(httpserver).get_json("/coins/markets")
 
     message = str(excinfo.value)
-    assert "refused (HTTP 401): error 401: 'invalid key [redacted]'" in message
+    assert "refused (HTTP 401): error 401: 'invalid key ***'" in message
     assert "COINGECKO_API_KEY is set but was not accepted" in message
     assert SECRET not in message
     assert SECRET not in caplog.text

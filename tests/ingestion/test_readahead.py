@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from config.logging import bind_log_context, current_log_context
+from common.logs import bind_log_context, current_log_context
 from ingestion.readahead import read_ahead
 
 

@@ -162,7 +162,7 @@ def test_counters_of_other_processes_are_summed_in_multiprocess_mode(tmp_path: P
     shared.mkdir()
     code = (
         "import django; django.setup(); "
-        "from config.metrics import record_upstream_retry; "
+        "from runs.metrics import record_upstream_retry; "
         "record_upstream_retry(source='coingecko'); record_upstream_retry(source='coingecko')"
     )
     for _ in range(3):

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ingestion.cli import EXIT_ALREADY_RUNNING, EXIT_FAILED, EXIT_USAGE, progress, summary
-from ingestion.pipeline import ingest
-from ingestion.reference import reference_index
-from ingestion.sources import SOURCE_NAMES, build_source
+from ingestion.cli import (
+    EXIT_ALREADY_RUNNING,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    Progress,
+    progress,
+    summary,
+)
+from ingestion.services import InvalidRequest, Outcome, enabled_sources, ingest_sources
+from ingestion.sources import source_names
 from ingestion.sources.base import SourceError
-from prices.models import Asset
-from runs.models import Run, RunAlreadyActive
+from runs.models import Run
 
 ALL = "all"
 
@@ -30,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--source",
             required=True,
-            choices=[*SOURCE_NAMES, ALL],
+            choices=[*source_names(), ALL],
             help=f"One source, or {ALL!r} for every source in ETL_ENABLED_SOURCES.",
         )
         parser.add_argument(
@@ -62,105 +66,66 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self._check_arguments(options)
-        if options["source"] == ALL:
-            self._ingest_all(options)
-            return
+        one = options["source"] != ALL
         try:
-            run = self._ingest(options["source"], options)
-        except RunAlreadyActive as exc:
-            raise CommandError(str(exc), returncode=EXIT_ALREADY_RUNNING) from exc
+            names = [options["source"]] if one else enabled_sources()
         except SourceError as exc:
             raise CommandError(str(exc), returncode=EXIT_FAILED) from exc
-        self.stdout.write(summary(run))
-        if run.status == Run.Status.FAILED:
-            raise CommandError(f"run {run.pk} failed: {run.error}", returncode=EXIT_FAILED)
-
-    def _check_arguments(self, options: dict[str, Any]) -> None:
-        """Refuse contradictory arguments before any run starts (exit 2, like argparse)."""
-        if options["fail_after"] is not None and options["fail_after"] < 0:
-            raise CommandError(
-                "--fail-after must be zero (never) or a positive number", returncode=EXIT_USAGE
+        with progress(self.stdout, verbosity=options["verbosity"]) as on_batch:
+            outcomes = ingest_sources(
+                names,
+                trigger=options["trigger"],
+                path=options["path"],
+                symbol=options["symbol"],
+                asset=options["asset"],
+                fail_after=options["fail_after"],
+                run_id=options["run_id"],
+                on_batch=on_batch,
+                skip_unconfigured=not one,
             )
-        if options["run_id"] is not None and options["source"] == ALL:
-            raise CommandError(
-                "--run-id continues one run: give one --source, not all", returncode=EXIT_USAGE
-            )
-        csv_only = [f"--{name}" for name in ("path", "symbol", "asset") if options[name]]
-        if csv_only and options["source"] != "csv":
-            raise CommandError(
-                f"{', '.join(csv_only)} only apply to --source csv", returncode=EXIT_USAGE
-            )
-        slug = options["asset"]
-        if slug and not (
-            slug in reference_index().slugs or Asset.objects.filter(slug=slug).exists()
-        ):
-            raise CommandError(
-                f"--asset {options['asset']!r}: no asset has that slug (see /api/assets/ or "
-                "the admin)",
-                returncode=EXIT_USAGE,
-            )
-
-    def _ingest_all(self, options: dict[str, Any]) -> None:
-        names = list(settings.ETL_ENABLED_SOURCES)
-        unknown = [name for name in names if name not in SOURCE_NAMES]
-        if unknown or not names:
-            raise CommandError(
-                f"ETL_ENABLED_SOURCES must list sources among {', '.join(SOURCE_NAMES)}; "
-                f"got {', '.join(names) or 'nothing'}",
-                returncode=EXIT_FAILED,
-            )
-        failed: list[str] = []
-        busy: list[str] = []
-        skipped: list[str] = []
-        for name in names:
-            note = build_source(
-                name, path=options["path"], symbol=options["symbol"]
-            ).missing_configuration()
-            if note:
-                self.stdout.write(f"{name} skipped: {note}")
-                skipped.append(name)
-                continue
             try:
-                run = self._ingest(name, options)
-            except RunAlreadyActive as exc:
-                self.stdout.write(f"{name} not run: {exc}")
-                busy.append(name)
-                continue
-            except SourceError as exc:
-                self.stdout.write(f"{name} failed: {exc}")
-                failed.append(name)
-                continue
-            self.stdout.write(summary(run))
-            if run.status == Run.Status.FAILED:
-                failed.append(name)
-        ran = len(names) - len(skipped) - len(busy)
+                done = [self._report(outcome, one=one, shown=on_batch) for outcome in outcomes]
+            except InvalidRequest as exc:
+                raise CommandError(str(exc), returncode=EXIT_USAGE) from exc
+        if not one:
+            self._report_all(done)
+
+    def _report(self, outcome: Outcome, *, one: bool, shown: Progress) -> Outcome:
+        """Print what became of one source; for a single source, fail the command with it."""
+        shown.close()
+        if outcome.run is not None:
+            self.stdout.write(summary(outcome.run))
+            if one and outcome.failed:
+                run = outcome.run
+                raise CommandError(f"run {run.pk} failed: {run.error}", returncode=EXIT_FAILED)
+        elif one:
+            code = EXIT_ALREADY_RUNNING if outcome.busy else EXIT_FAILED
+            raise CommandError(outcome.busy or outcome.error, returncode=code)
+        elif outcome.skipped:
+            self.stdout.write(f"{outcome.source} skipped: {outcome.skipped}")
+        elif outcome.busy:
+            self.stdout.write(f"{outcome.source} not run: {outcome.busy}")
+        else:
+            self.stdout.write(f"{outcome.source} failed: {outcome.error}")
+        return outcome
+
+    def _report_all(self, done: list[Outcome]) -> None:
+        failed = [o.source for o in done if o.failed]
+        skipped = [o.source for o in done if o.skipped]
+        busy = [o.source for o in done if o.busy]
+        ran = len(done) - len(skipped) - len(busy)
         self.stdout.write(
-            f"all: {len(names)} sources, {ran} run, {len(failed)} failed"
+            f"all: {len(done)} sources, {ran} run, {len(failed)} failed"
             + (f" ({', '.join(failed)})" if failed else "")
             + (f", skipped {', '.join(skipped)}" if skipped else "")
             + (f", already running {', '.join(busy)}" if busy else "")
         )
         if failed:
             raise CommandError(
-                f"{len(failed)} of {len(names)} sources failed: {', '.join(failed)}",
+                f"{len(failed)} of {len(done)} sources failed: {', '.join(failed)}",
                 returncode=EXIT_FAILED,
             )
         if busy:
             raise CommandError(
                 f"already running: {', '.join(busy)}", returncode=EXIT_ALREADY_RUNNING
-            )
-
-    def _ingest(self, name: str, options: dict[str, Any]) -> Run:
-        """One run of `name`, with a progress bar on a terminal and plain lines otherwise."""
-        with progress(self.stdout, verbosity=options["verbosity"]) as on_batch:
-            return ingest(
-                source=name,
-                trigger=options["trigger"],
-                path=options["path"],
-                symbol=options["symbol"],
-                asset=options["asset"],
-                fail_after=options["fail_after"],
-                on_batch=on_batch,
-                run_id=options["run_id"],
             )

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ingestion.cli import EXIT_ALREADY_RUNNING, EXIT_FAILED, summary
 from ingestion.models import RawUnit
 from ingestion.renormalize import renormalize
-from ingestion.sources import SOURCE_NAMES
+from ingestion.sources import source_names
 from runs.models import Run, RunAlreadyActive
 
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--source",
-            choices=SOURCE_NAMES,
+            choices=source_names(),
             help="Only this source (default: every source that has raw units).",
         )
 

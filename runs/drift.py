@@ -18,8 +18,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runs.models import drift_lines
-
 # How many added or missing fields a report lists; a provider that renames everything should
 # not produce a report larger than the data.
 _MAX_LISTED = 100
@@ -199,3 +197,31 @@ def summarize(report: Mapping[str, Any]) -> str:
     """A stored report as one line, for the log and errors."""
     headline, *changes = drift_lines(report)
     return f"{headline}: {'; '.join(changes)}" if changes else headline
+
+
+def drift_lines(drift: Mapping[str, Any]) -> list[str]:
+    """A run's schema drift report (`Run.drift`, written by `detect_drift`) as a headline and
+    one line per change: what the admin and the log show."""
+    if not drift:
+        return ["not checked (this source has no expected schema)"]
+    items = drift.get("items", 0)
+    changes = [
+        *(
+            f"added: {entry['field']} in {entry['count']} of {items} items ({entry['share']:.0%})"
+            for entry in drift.get("added", [])
+        ),
+        *(
+            f"missing{' (required)' if entry.get('required') else ''}: {entry['field']} in "
+            f"{entry['count']} of {items} items ({entry['share']:.0%})"
+            for entry in drift.get("missing", [])
+        ),
+        *(
+            f"type changed: {entry['field']} expected {'/'.join(entry['expected'])}, got "
+            f"{', '.join(f'{kind} x{count}' for kind, count in entry['seen'].items())} "
+            f"({entry['share']:.0%})"
+            for entry in drift.get("type_changes", [])
+        ),
+    ]
+    if not changes:
+        return [f"no drift in {items} items"]
+    return [f"{len(changes)} change(s) in {items} items", *changes]

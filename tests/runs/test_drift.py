@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from ingestion.drift import FieldTally, detect_drift, spec, summarize
+from runs.drift import FieldTally, detect_drift, spec, summarize
 from tests.factories import RunFactory
 
 SCHEMA = {

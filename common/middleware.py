@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponseBase
 
-from config.logging import bind_log_context
+from common.logs import bind_log_context
 
 logger = logging.getLogger(__name__)
 

@@ -29,9 +29,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
-from config.filters import refuse_blank
-
-MAX_ID = 2**63 - 1
+from common.filters import MAX_ID, refuse_blank
 
 
 class RowCompare(Func):

@@ -1,40 +1,46 @@
-"""How numbers read: exact strings without trailing zeros in JSON, rounded and grouped for people.
+"""How the console shows things to a person: numbers rounded and grouped (`readable`), status
+badges, key/value tables (durations read through the `seconds` filter of common.console_tags).
 
-- `plain`: a Decimal as its shortest exact string (`3450.000000000000000000` -> `"3450"`).
-- `ExactDecimalField`: DRF's DecimalField rendering `plain`, so the JSON API keeps every digit
-  a provider sent and none it did not.
 - `readable`: a Decimal for a page a person reads: a few significant digits, thousands
   separators, never scientific notation (`64,123.46`, `0.00001234`).
 """
 
 from __future__ import annotations
 
+import json
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from rest_framework import serializers
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 
-def plain(value: Decimal) -> str:
-    """The exact value without trailing zeros, in positional notation."""
-    if not value.is_finite():
-        return str(value)
-    text = f"{value.normalize():f}"
-    return "0" if text in ("-0", "0") else text
+def badge(kind: str, text: str) -> SafeString:
+    """A coloured pill; `kind` picks the colour (console.css: badge-run-failed...)."""
+    return format_html('<span class="badge badge-{}">{}</span>', kind, text)
 
 
-class ExactDecimalField(serializers.DecimalField):
-    """A decimal rendered exactly as stored, without the column's trailing zeros."""
+def number(value: Decimal | float | int | None, digits: int = 8) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return readable(value, digits=digits)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max_digits", None)
-        kwargs.setdefault("decimal_places", None)
-        super().__init__(*args, **kwargs)
 
-    def to_representation(self, value: Any) -> str | None:
-        if value is None:
-            return None
-        return plain(value if isinstance(value, Decimal) else Decimal(str(value)))
+def kv_table(data: Any) -> SafeString | str:
+    """A JSON object as a two-column table (nested values as compact JSON); "-" when empty."""
+    if not data:
+        return "-"
+    if not isinstance(data, dict):
+        return format_html("<code>{}</code>", json.dumps(data, default=str))
+    rows = format_html_join(
+        "",
+        "<tr><th>{}</th><td>{}</td></tr>",
+        (
+            (key, value if isinstance(value, str | int | float) else json.dumps(value, default=str))
+            for key, value in data.items()
+        ),
+    )
+    return format_html('<table class="kv">{}</table>', rows)
 
 
 def readable(value: Decimal | float | int | None, *, digits: int = 6, sign: bool = False) -> str:

@@ -2,9 +2,6 @@
 
 - `UtcDateTimeFilter`: ISO 8601 with any UTC offset (or `Z`; none means UTC), converted to UTC
   before it reaches a query.
-- `UtcDateTimeParam`: the same parsing for query-parameter serializers.
-- `IdFilter`: a positive integer id.
-- `StrictBooleanFilter`: true or false, refusing anything else.
 - `EnumFilter`: one of a fixed set of values; anything else is refused with the allowed ones
   listed. `SourceFilter` is the one whose values are the ingestion sources' names.
 - `FilterSet`: django-filter's FilterSet, building its form class once and refusing a parameter
@@ -12,7 +9,6 @@
 - `FilterBackend`: django-filter's backend, skipping the form when no filter parameter is given.
 - `KeysetOrderingFilter`: `?ordering=` with exactly one allowed field, `-` for descending; an
   unknown field is refused (DRF's OrderingFilter would silently ignore it).
-- `QueryParams`, `EnumParam`, `SourceParam`: the same rules for query-parameter serializers.
 - `refuse_blank`: the empty-value rule for parameters outside a FilterSet (paging, ordering).
 """
 
@@ -25,14 +21,11 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from django.http import QueryDict
 from django_filters.fields import ChoiceField as FilterChoiceField
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
@@ -40,6 +33,9 @@ from rest_framework.views import APIView
 
 # An unencoded '+' in a query string arrives as a space: "2024-05-01T12:00:00 02:00".
 _SPACE_FOR_PLUS = re.compile(r"^(.*T[0-9:.,]+) ([0-9]{2}(?::?[0-9]{2})?)$")
+
+# The largest id a bigint (BigAutoField) holds: a larger one in a query is refused, not sent.
+MAX_ID = 2**63 - 1
 
 BLANK_MESSAGE = "This parameter is empty: give it a value or leave it out."
 
@@ -56,11 +52,9 @@ def refuse_blank(name: str, raw: str | None) -> None:
 
 
 def source_choices() -> list[tuple[str, str]]:
-    """The ingestion sources' names, read from their registry when first needed: config may
-    import ingestion, the prices and runs apps that filter by source may not."""
-    from ingestion.sources import SOURCE_NAMES
-
-    return [(name, name) for name in SOURCE_NAMES]
+    """The sources' names, from their registry in settings (`ETL_SOURCES`), read when a request
+    comes."""
+    return [(name, name) for name in settings.ETL_SOURCES]
 
 
 class UtcDateTimeField(forms.Field):
@@ -97,18 +91,6 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
 
 
-@extend_schema_field({"type": "integer", "minimum": 1, "maximum": 2**63 - 1})
-class IdFilter(django_filters.NumberFilter):
-    """A database id: a whole number that fits a bigint."""
-
-    field_class = forms.IntegerField
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", 2**63 - 1)
-        super().__init__(*args, **kwargs)
-
-
 class KeysetOrderingFilter(OrderingFilter):
     """One ordering field from the view's `ordering_fields`; the id breaks ties."""
 
@@ -140,77 +122,6 @@ class KeysetOrderingFilter(OrderingFilter):
                 "schema": {"type": "string", "enum": values},
             }
         ]
-
-
-@extend_schema_field(OpenApiTypes.DATETIME)
-class UtcDateTimeParam(serializers.Field):
-    """The serializer counterpart of `UtcDateTimeField`, for query-parameter serializers."""
-
-    def to_internal_value(self, data: Any) -> datetime | None:
-        try:
-            return UtcDateTimeField().clean(data)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from None
-
-    def to_representation(self, value: datetime) -> str:
-        return value.isoformat()
-
-
-class EnumParam(serializers.ChoiceField):
-    """DRF's ChoiceField, whose refusal lists the values it accepts."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        try:
-            return super().to_internal_value(data)
-        except serializers.ValidationError:
-            allowed = ", ".join(str(key) for key in self.choices)
-            raise serializers.ValidationError(f"Choose one of: {allowed}.") from None
-
-
-class SourceParam(serializers.CharField):
-    """A source name, checked against `source_choices()` when a request comes, not at import."""
-
-    def to_internal_value(self, data: Any) -> str:
-        value = super().to_internal_value(data)
-        allowed = [name for name, _ in source_choices()]
-        if value not in allowed:
-            raise serializers.ValidationError(f"Choose one of: {', '.join(allowed)}.")
-        return value
-
-
-class QueryParams(serializers.Serializer):
-    """Base of the query-parameter serializers: a parameter given empty is refused as such, as
-    the FilterSets refuse it, rather than with the field's own message ("This field is
-    required.", for a parameter that is there)."""
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        blank = {name: [BLANK_MESSAGE] for name in self.fields if is_blank(data.get(name))}
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError({**exc.detail, **blank}) from None
-        if blank:
-            raise serializers.ValidationError(blank)
-        return value
-
-
-class StrictBooleanField(forms.Field):
-    """true/false (or 1/0), any case; anything else is an error, not "no filter"."""
-
-    default_error_messages = {"invalid": "Enter true or false."}
-    VALUES = {"true": True, "1": True, "false": False, "0": False}
-
-    def to_python(self, value: Any) -> bool | None:
-        if value in self.empty_values:
-            return None
-        try:
-            return self.VALUES[str(value).strip().lower()]
-        except KeyError:
-            raise DjangoValidationError(self.error_messages["invalid"], code="invalid") from None
-
-
-class StrictBooleanFilter(django_filters.BooleanFilter):
-    field_class = StrictBooleanField
 
 
 class EnumField(FilterChoiceField):
@@ -281,43 +192,36 @@ class FilterBackend(DjangoFilterBackend):
         return kwargs
 
 
-class FilterSet(django_filters.FilterSet):
-    """A FilterSet that costs less per request than django-filter's own.
+class _ShallowCopies(dict[str, django_filters.Filter]):
+    """A FilterSet's `base_filters`, which django-filter deep-copies for every instance: a
+    shallow copy of each filter is enough, as only `model` and `parent`, which the FilterSet
+    sets on its copies, differ between requests."""
 
-    - Its form class is built once per class: django-filter derives a new one (fields, labels)
-      each time a FilterSet is created, but ours depend on nothing but the class, and a form
-      instance copies its fields anyway.
-    - Its filters are copied shallowly: django-filter deep-copies every filter (its form field,
-      widget and lookup arguments included) for each request, where only the two attributes it
-      sets per instance, `model` and `parent`, differ between requests.
-    - Its form refuses a parameter given empty (`RefuseBlankForm`), whatever `Meta.form` says.
-    """
-
-    def __init__(
-        self,
-        data: QueryDict | None = None,
-        queryset: QuerySet | None = None,
-        *,
-        request: Request | None = None,
-        prefix: str | None = None,
-    ) -> None:
-        # What django-filter's __init__ does, with copy.copy in place of copy.deepcopy.
-        if queryset is None:
-            queryset = self._meta.model._default_manager.all()
-        self.is_bound = data is not None
-        self.data = data or QueryDict()
-        self.queryset = queryset
-        self.request = request
-        self.form_prefix = prefix
-        self.filters = {}
-        for name, base in self.base_filters.items():
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, django_filters.Filter]:
+        copies = {}
+        for name, base in self.items():
             filter_ = copy.copy(base)
-            filter_.model = queryset.model
-            filter_.parent = self
             if base.method is not None:
                 # A method filter's callable refers to its filter: bind it to this copy.
                 filter_.method = base.method
-            self.filters[name] = filter_
+            copies[name] = filter_
+        return copies
+
+
+class FilterSet(django_filters.FilterSet):
+    """A FilterSet that costs less per request than django-filter's own.
+
+    - Its filters are copied shallowly (`_ShallowCopies`): django-filter deep-copies every
+      filter, its form field, widget and lookup arguments included, for each request.
+    - Its form class is built once per class: django-filter derives a new one (fields, labels)
+      each time a FilterSet is created, but ours depend on nothing but the class, and a form
+      instance copies its fields anyway.
+    - Its form refuses a parameter given empty (`RefuseBlankForm`), whatever `Meta.form` says.
+    """
+
+    @classmethod
+    def get_filters(cls) -> dict[str, django_filters.Filter]:
+        return _ShallowCopies(super().get_filters())
 
     def get_form_class(self) -> type[forms.Form]:
         cls = type(self)

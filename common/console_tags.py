@@ -8,7 +8,7 @@ from decimal import Decimal
 from django import template
 from django.utils import timezone
 
-from config.numbers import readable
+from common.display import readable
 
 register = template.Library()
 
