@@ -36,6 +36,8 @@ _SPACE_FOR_PLUS = re.compile(r"^(.*T[0-9:.,]+) ([0-9]{2}(?::?[0-9]{2})?)$")
 
 # The largest id a bigint (BigAutoField) holds: a larger one in a query is refused, not sent.
 MAX_ID = 2**63 - 1
+# An id in a URL: a longer number cannot be a bigint, so the URL does not match (a JSON 404).
+ID_PATTERN = r"[0-9]{1,18}"
 
 BLANK_MESSAGE = "This parameter is empty: give it a value or leave it out."
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -199,13 +199,7 @@ def _execute(
                 )
                 # Before the checkpoint moves: refuses, rolling the batch back, if another run
                 # took this one over as stale meanwhile.
-                run.add_counts(
-                    read=counts.read,
-                    inserted=counts.inserted,
-                    updated=counts.updated,
-                    unchanged=counts.unchanged,
-                    rejected=counts.rejected,
-                )
+                run.add_counts(**asdict(counts))
                 checkpoint.advance(cursor=unit.cursor, run=run)
             if new:
                 for where, reason, _ in batch.rejections:

@@ -14,7 +14,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -56,23 +56,48 @@ def read_ahead(produce: Callable[[], Iterator[T]], *, depth: int = 1) -> Iterato
     thread = threading.Thread(
         target=contextvars.copy_context().run, args=(work,), name="read-ahead", daemon=True
     )
-    # A thread returning from the database driver waits for the GIL until the producer's
-    # switch interval runs out (5 ms by default), once per database call: ask for shorter turns.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
+    with _short_switch_interval():
+        try:
+            thread.start()
+            while True:
+                kind, value = handoff.get()
+                if kind == _ITEM:
+                    yield value  # type: ignore[misc]
+                elif kind == _ERROR:
+                    assert isinstance(value, BaseException)
+                    raise value
+                else:
+                    return
+        finally:
+            stopping.set()
+            if thread.ident is not None:  # started
+                thread.join()
+
+
+_switching = threading.Lock()
+_active = 0
+_saved_interval = 0.0
+
+
+@contextmanager
+def _short_switch_interval() -> Iterator[None]:
+    """While any read-ahead runs, the interpreter switches threads every `SWITCH_INTERVAL`.
+
+    A thread returning from the database driver waits for the GIL until the producer's switch
+    interval runs out (5 ms by default), once per database call. The interval is process-wide:
+    the first read-ahead to start sets it and the last to end restores what it was, on every
+    way out (end, error, a consumer that stops early), however they overlap.
+    """
+    global _active, _saved_interval
+    with _switching:
+        if _active == 0:
+            _saved_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_saved_interval, SWITCH_INTERVAL))
+        _active += 1
     try:
-        thread.start()
-        while True:
-            kind, value = handoff.get()
-            if kind == _ITEM:
-                yield value  # type: ignore[misc]
-            elif kind == _ERROR:
-                assert isinstance(value, BaseException)
-                raise value
-            else:
-                return
+        yield
     finally:
-        stopping.set()
-        if thread.ident is not None:  # started
-            thread.join()
-        sys.setswitchinterval(switch_interval)
+        with _switching:
+            _active -= 1
+            if _active == 0:
+                sys.setswitchinterval(_saved_interval)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -65,13 +66,7 @@ def renormalize(
                     record_rejections=True,
                     asset_slug=src.asset_slug,
                 )
-                run.add_counts(
-                    read=counts.read,
-                    inserted=counts.inserted,
-                    updated=counts.updated,
-                    unchanged=counts.unchanged,
-                    rejected=counts.rejected,
-                )
+                run.add_counts(**asdict(counts))
                 if on_batch is not None:
                     on_batch(run)
     except Exception as exc:

@@ -18,7 +18,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
-from common.filters import FilterBackend, KeysetOrderingFilter
+from common.filters import ID_PATTERN, FilterBackend, KeysetOrderingFilter
 from prices.candles import (
     INTERVAL_SECONDS,
     MAX_CANDLES,
@@ -53,8 +53,6 @@ FORMAT_PARAMETER = OpenApiParameter(
     enum=["json", "csv"],
     description="`csv`: every matching row as a CSV download (streamed, with a header row).",
 )
-# Ids are bigints; a longer number cannot be one, so the URL does not match (a JSON 404).
-ID_PATTERN = r"[0-9]{1,18}"
 
 
 class CsvFormat:

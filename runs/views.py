@@ -21,7 +21,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
-from common.filters import FilterBackend
+from common.filters import ID_PATTERN, FilterBackend
 from common.pagination import KeysetPagination
 from runs.filtersets import RunFilterSet
 from runs.models import Run
@@ -48,7 +48,7 @@ class RunViewSet(ReadOnlyModelViewSet):
     filterset_class = RunFilterSet
     pagination_class = KeysetPagination
     ordering = "-started_at"
-    lookup_value_regex = r"[0-9]{1,18}"
+    lookup_value_regex = ID_PATTERN
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         return RunDetailSerializer if self.action == "retrieve" else RunSerializer

@@ -90,3 +90,27 @@ def test_the_interpreters_switch_interval_is_restored():
         seen.append(interval)
     assert seen[0] < before
     assert sys.getswitchinterval() == before
+
+
+def test_the_switch_interval_is_restored_however_read_aheads_end_and_overlap():
+    before = sys.getswitchinterval()
+
+    def produce() -> Iterator[int]:
+        yield from range(3)
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise Broken("the provider hung up")
+
+    first, second = read_ahead(produce), read_ahead(produce)
+    next(first)
+    next(second)
+    assert sys.getswitchinterval() < before
+    first.close()  # a consumer that stops early, while the other still reads
+    assert sys.getswitchinterval() < before
+    assert list(second) == [1, 2]
+    assert sys.getswitchinterval() == before
+
+    with pytest.raises(Broken):
+        list(read_ahead(failing))
+    assert sys.getswitchinterval() == before
