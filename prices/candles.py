@@ -27,10 +27,11 @@ from typing import Any
 from django.db.models import Case, Count, F, Max, Min, Q, When
 from django.db.models.functions import Coalesce, Trunc
 
-from prices.history import BAR_SECONDS
 from prices.models import Quote
 
 INTERVAL_SECONDS = {"5m": 300, "1h": 3600, "1d": 86400, "1w": 604800}
+# The length of each bar interval a quote may carry, in seconds.
+BAR_SECONDS = {"5m": 300, "30m": 1800, "1h": 3600, "4h": 14400, "1d": 86400, "4d": 345600}
 # The database truncation each interval is grouped by (5m: minutes, merged in Python).
 TRUNC = {"5m": "minute", "1h": "hour", "1d": "day", "1w": "week"}
 # Weeks start on Monday, as the databases' week truncation does: 1970-01-05 was one.
@@ -76,9 +77,16 @@ class _Group:
     last_at: datetime
 
 
-def _bars_within(interval: str) -> Q:
-    seconds = INTERVAL_SECONDS[interval]
+def bars_within(seconds: int) -> Q:
+    """Quotes that are bars no longer than a candle of `seconds`: their own open, high and low
+    belong to it."""
     return Q(interval__in=[name for name, length in BAR_SECONDS.items() if length <= seconds])
+
+
+def bar_value(bar: Q, column: str) -> Case:
+    """A quote's `column` (open_usd, high_usd, low_usd) if it is a `bar` within the candle, else
+    its price: where inside a longer bar, or a snapshot, its high and low fell is not known."""
+    return Case(When(bar, then=Coalesce(column, "price_usd")), default=F("price_usd"))
 
 
 def latest_observation(*, asset_id: int, source: str | None = None) -> datetime | None:
@@ -135,7 +143,7 @@ def candles(
     quotes = Quote.objects.filter(asset_id=asset_id, observed_at__gte=first, observed_at__lt=end)
     if source:
         quotes = quotes.filter(source=source)
-    bar = _bars_within(interval)
+    bar = bars_within(INTERVAL_SECONDS[interval])
     groups = _groups(quotes, interval, bar)
     opening, closing = _edges(quotes, groups, bar)
 
@@ -183,8 +191,8 @@ def _groups(quotes: Any, interval: str, bar: Q) -> dict[tuple[datetime, str], _G
         quotes.annotate(bucket=Trunc("observed_at", TRUNC[interval], tzinfo=UTC))
         .values("bucket", "source")
         .annotate(
-            high=Max(Case(When(bar, then=Coalesce("high_usd", "price_usd")), default="price_usd")),
-            low=Min(Case(When(bar, then=Coalesce("low_usd", "price_usd")), default="price_usd")),
+            high=Max(bar_value(bar, "high_usd")),
+            low=Min(bar_value(bar, "low_usd")),
             quotes=Count("id"),
             bars=Count("id", filter=bar),
             first_at=Min("observed_at"),
@@ -221,11 +229,7 @@ def _edges(
     for start in range(0, len(times), _EDGE_CHUNK):
         rows = (
             quotes.filter(observed_at__in=times[start : start + _EDGE_CHUNK])
-            .annotate(
-                opening=Case(
-                    When(bar, then=Coalesce("open_usd", "price_usd")), default=F("price_usd")
-                )
-            )
+            .annotate(opening=bar_value(bar, "open_usd"))
             .order_by("observed_at", "id")
             .values_list("source", "observed_at", "opening", "price_usd", "volume_24h_usd")
         )

@@ -1,4 +1,7 @@
-"""OHLC candles of one asset's quotes, aggregated by the database.
+"""OHLC candles of one asset's quotes, pooled across sources, newest first (/history/).
+
+The grid of /candles, each source's candle and their median, is prices.candles; this is the
+older pooled form, kept as the API gives it, built from the same bar rules.
 
 One query groups the quotes into hour or day buckets (high, low, count, first and last time); a
 second fetches the opening and closing quotes by their exact times, so open and close come from
@@ -16,20 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.db.models import Case, Count, F, Max, Min, Q, When
-from django.db.models.functions import Coalesce, Trunc
+from django.db.models import Count, Max, Min
+from django.db.models.functions import Trunc
 
+from prices.candles import INTERVAL_SECONDS, bar_value, bars_within
 from prices.models import Quote
 
 INTERVALS = {"1h": "hour", "1d": "day"}
-# The length of each bar interval a quote may carry, in seconds.
-BAR_SECONDS = {"5m": 300, "30m": 1800, "1h": 3600, "4h": 14400, "1d": 86400, "4d": 345600}
-CANDLE_SECONDS = {"1h": 3600, "1d": 86400}
-
-
-def _within(interval: str) -> Q:
-    """Quotes that are bars no longer than a candle of `interval`."""
-    return Q(interval__in=[i for i, s in BAR_SECONDS.items() if s <= CANDLE_SECONDS[interval]])
 
 
 @dataclass(frozen=True)
@@ -62,17 +58,13 @@ def price_history(
         quotes = quotes.filter(observed_at__gte=start)
     if end is not None:
         quotes = quotes.filter(observed_at__lt=end)
-    whole_bar = _within(interval)
+    whole_bar = bars_within(INTERVAL_SECONDS[interval])
     buckets = list(
         quotes.annotate(bucket=Trunc("observed_at", INTERVALS[interval], tzinfo=UTC))
         .values("bucket")
         .annotate(
-            high=Max(
-                Case(When(whole_bar, then=Coalesce("high_usd", "price_usd")), default="price_usd")
-            ),
-            low=Min(
-                Case(When(whole_bar, then=Coalesce("low_usd", "price_usd")), default="price_usd")
-            ),
+            high=Max(bar_value(whole_bar, "high_usd")),
+            low=Min(bar_value(whole_bar, "low_usd")),
             quotes=Count("id"),
             first_at=Min("observed_at"),
             last_at=Max("observed_at"),
@@ -86,11 +78,7 @@ def price_history(
     at_time: dict[datetime, list[tuple[Decimal, Decimal, Decimal | None]]] = {}
     for observed_at, opening, price, volume in (
         quotes.filter(observed_at__in=edges)
-        .annotate(
-            opening=Case(
-                When(whole_bar, then=Coalesce("open_usd", "price_usd")), default=F("price_usd")
-            )
-        )
+        .annotate(opening=bar_value(whole_bar, "open_usd"))
         .order_by("observed_at", "id")
         .values_list("observed_at", "opening", "price_usd", "volume_24h_usd")
     ):
