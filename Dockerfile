@@ -41,7 +41,7 @@ RUN python manage.py collectstatic --noinput --verbosity 0 \
     && python -m compileall -q config ingestion prices runs \
     && install -d -o app -g app /var/lib/marketdata/metrics
 
-# Counters of all processes in one container are summed from here (config/metrics.py);
+# Counters of all processes in one container are summed from here (runs/metrics.py);
 # docker compose mounts a volume here that web and scheduler share.
 ENV PROMETHEUS_MULTIPROC_DIR=/var/lib/marketdata/metrics
 
