@@ -1,4 +1,5 @@
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,7 +13,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from common.display import badge, number, readable
-from prices.candles import bucket_start
+from prices.candles import BAR_SECONDS, bucket_start
 from prices.consolidation import consolidated_price
 from prices.coverage import asset_span, coverage
 from prices.export import quote_csv
@@ -250,6 +251,24 @@ class AssetIdentifierAdmin(admin.ModelAdmin):
         )
 
 
+class IntervalFilter(admin.SimpleListFilter):
+    """Snapshots, or bars of one length. The choices are the lengths a quote may have, not the
+    distinct values of the column (a scan of every quote on each page), and a snapshot's empty
+    interval has a name."""
+
+    title = "interval"
+    parameter_name = "interval"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("snapshot", "snapshot"), *((name, f"{name} bar") for name in BAR_SECONDS)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(interval="" if value == "snapshot" else value)
+
+
 class AssetFilter(admin.SimpleListFilter):
     """Quotes of one asset, picked with the admin's autocomplete (searching the asset list's
     fields: symbol, name, slug, provider id) rather than from a list of every asset."""
@@ -268,6 +287,16 @@ class AssetFilter(admin.SimpleListFilter):
 
     def has_output(self) -> bool:
         return True
+
+    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
+        """The chosen asset, for the template's select box, and the link that clears it."""
+        for value, label in self.lookup_choices:
+            yield {
+                "value": value,
+                "display": label,
+                "selected": self.value() == value,
+                "clear": changelist.get_query_string(remove=[self.parameter_name]),
+            }
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
@@ -291,7 +320,7 @@ class QuoteAdmin(ReadOnlyAdmin):
         "change_24h",
         "run",
     ]
-    list_filter = [AssetFilter, "source", "interval", "observed_at"]
+    list_filter = [AssetFilter, "source", IntervalFilter, "observed_at"]
     search_fields = ["asset__symbol", "asset__slug", "asset__name"]
     # Serves the asset filter's autocomplete (the field itself is read-only).
     autocomplete_fields = ["asset"]

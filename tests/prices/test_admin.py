@@ -491,7 +491,8 @@ def test_quote_list_shows_each_quote_readably(admin_client):
     ("title", "choice", "listed"),
     [
         ("source", "coincap", {"snapshot"}),
-        ("interval", "1d", {"bar", "old bar"}),
+        ("interval", "1d bar", {"bar", "old bar"}),
+        ("interval", "snapshot", {"snapshot"}),
         ("observed at", "Past 7 days", {"bar", "snapshot"}),
     ],
 )
@@ -521,6 +522,10 @@ def test_asset_filter_lists_one_assets_quotes_until_the_filters_are_cleared(admi
     back = admin_client.get(QUOTES + clear.attrs["href"])
 
     assert column(filtered, "asset") == ["BTC (Bitcoin)", "BTC (Bitcoin)"]
+    options = page(filtered).find(id="asset-filter").find_all("option")
+    assert [o.text() for o in options if "selected" in o.attrs] == ["BTC (Bitcoin)"]
+    any_asset = next(a for a in page(filtered).find_all("a") if a.text() == "Any asset")
+    assert len(result_rows(admin_client.get(QUOTES + any_asset.attrs["href"]))) == 3
     assert clear.text() == "✖ Clear all filters"
     assert sorted(column(back, "asset")) == ["BTC (Bitcoin)", "BTC (Bitcoin)", str(eth)]
 
