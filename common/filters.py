@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 import django_filters
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django_filters.fields import ChoiceField as FilterChoiceField
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
@@ -40,6 +41,9 @@ MAX_ID = 2**63 - 1
 ID_PATTERN = r"[0-9]{1,18}"
 
 BLANK_MESSAGE = "This parameter is empty: give it a value or leave it out."
+
+_M = TypeVar("_M", bound=Model)
+_R = TypeVar("_R")
 
 
 def is_blank(raw: Any) -> bool:
@@ -90,37 +94,49 @@ class UtcDateTimeField(forms.Field):
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     """Documented as an ISO 8601 date-time; parsed by `UtcDateTimeField`."""
 
-    field_class = UtcDateTimeField
+    # The stubs narrow field_class to IsoDateTimeField; django-filter takes any form field.
+    field_class = UtcDateTimeField  # type: ignore[assignment]
+
+
+class KeysetOrdered(Protocol):
+    """What `KeysetOrderingFilter` reads from its view: the default and the allowed fields."""
+
+    ordering: str
+    ordering_fields: Sequence[str]
 
 
 class KeysetOrderingFilter(OrderingFilter):
     """One ordering field from the view's `ordering_fields`; the id breaks ties."""
 
     def get_keyset_ordering(self, request: Request, view: APIView) -> str:
+        keyset = cast(KeysetOrdered, view)
         raw = request.query_params.get(self.ordering_param)
         if raw is None:
-            return view.ordering
+            return keyset.ordering
         refuse_blank(self.ordering_param, raw)
         raw = raw.strip()
-        allowed = list(view.ordering_fields)
+        allowed = list(keyset.ordering_fields)
         if raw.lstrip("-") not in allowed:
             choices = ", ".join(f"{name}, -{name}" for name in allowed)
             raise ValidationError({self.ordering_param: [f"Choose one of: {choices}."]})
         return raw
 
-    def filter_queryset(self, request: Request, queryset: QuerySet, view: APIView) -> QuerySet:
+    def filter_queryset(
+        self, request: Request, queryset: QuerySet[_M, _R], view: APIView
+    ) -> QuerySet[_M, _R]:
         ordering = self.get_keyset_ordering(request, view)
         sign = "-" if ordering.startswith("-") else ""
         return queryset.order_by(ordering, f"{sign}id")
 
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
-        values = [v for name in view.ordering_fields for v in (name, f"-{name}")]
+        keyset = cast(KeysetOrdered, view)
+        values = [v for name in keyset.ordering_fields for v in (name, f"-{name}")]
         return [
             {
                 "name": self.ordering_param,
                 "required": False,
                 "in": "query",
-                "description": f"Sort order (default `{view.ordering}`); ties break on id.",
+                "description": f"Sort order (default `{keyset.ordering}`); ties break on id.",
                 "schema": {"type": "string", "enum": values},
             }
         ]
@@ -134,7 +150,10 @@ class EnumField(FilterChoiceField):
             super().validate(value)
         except DjangoValidationError:
             # The empty choice is django-filter's "any" entry for the HTML form, not a value.
-            allowed = ", ".join(str(key) for key, _ in self.choices if key != "")
+            # The stubs type the choices as whatever the setter accepts; read back, they are
+            # (value, label) pairs.
+            choices = cast("Iterable[tuple[Any, Any]]", self.choices)
+            allowed = ", ".join(str(key) for key, _ in choices if key != "")
             raise DjangoValidationError(
                 f"Choose one of: {allowed}.", code="invalid_choice"
             ) from None
@@ -155,7 +174,7 @@ class SourceFilter(EnumFilter):
 class RefuseBlankForm(forms.Form):
     """The FilterSets' form: a parameter present but empty is an error, not "no filter"."""
 
-    def clean(self) -> dict[str, Any]:
+    def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()
         for name in self.fields:
             if is_blank(self.data.get(name)):
@@ -170,7 +189,10 @@ class FilterBackend(DjangoFilterBackend):
     """Without any of the FilterSet's parameters there is nothing to validate or filter: skip
     building its form, a fair share of an unfiltered list request's time."""
 
-    def filter_queryset(self, request: Request, queryset: QuerySet, view: APIView) -> QuerySet:
+    # django-filter's stubs type the request as Django's HttpRequest; DRF passes its Request.
+    def filter_queryset(  # type: ignore[override]
+        self, request: Request, queryset: QuerySet[Any], view: APIView
+    ) -> QuerySet[Any]:
         filterset_class = getattr(view, "filterset_class", None)
         params = request.query_params
         if filterset_class is not None and not any(
@@ -179,8 +201,9 @@ class FilterBackend(DjangoFilterBackend):
             return queryset
         return super().filter_queryset(request, queryset, view)
 
-    def get_filterset_kwargs(
-        self, request: Request, queryset: QuerySet, view: APIView
+    # As filter_queryset: a DRF Request, not the HttpRequest of django-filter's stubs.
+    def get_filterset_kwargs(  # type: ignore[override]
+        self, request: Request, queryset: QuerySet[Any], view: APIView
     ) -> dict[str, Any]:
         kwargs = super().get_filterset_kwargs(request, queryset, view)
         renderer = getattr(request, "accepted_renderer", None)
@@ -221,8 +244,11 @@ class FilterSet(django_filters.FilterSet):
     - Its form refuses a parameter given empty (`RefuseBlankForm`), whatever `Meta.form` says.
     """
 
+    _form_class: ClassVar[type[forms.Form]]
+
+    # The stubs say OrderedDict; django-filter only needs a mapping (a plain dict keeps order).
     @classmethod
-    def get_filters(cls) -> dict[str, django_filters.Filter]:
+    def get_filters(cls) -> dict[str, django_filters.Filter]:  # type: ignore[override]
         return _ShallowCopies(super().get_filters())
 
     def get_form_class(self) -> type[forms.Form]:

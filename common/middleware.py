@@ -50,7 +50,7 @@ def accepted_request_id(value: str | None) -> str | None:
 
 def elapsed_ms(request: HttpRequest) -> float:
     """Milliseconds since `RequestIdMiddleware` received `request` (0.0 if it never did)."""
-    started = getattr(request, _STARTED_ATTR, None)
+    started: float | None = getattr(request, _STARTED_ATTR, None)
     if started is None:
         return 0.0
     return round((time.perf_counter() - started) * 1000, 2)

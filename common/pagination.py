@@ -18,10 +18,20 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import BigIntegerField, BooleanField, F, Func, Model, Q, QuerySet, Value
+from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    F,
+    Field,
+    Func,
+    Model,
+    Q,
+    QuerySet,
+    Value,
+)
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -41,7 +51,11 @@ class RowCompare(Func):
         super().__init__(*expressions)
         self.operator = operator
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    # Func's signature takes function, template and arg_joiner, which this one has no use for:
+    # the compiler calls as_sql(compiler, connection).
+    def as_sql(  # type: ignore[override]
+        self, compiler: Any, connection: Any, **extra: Any
+    ) -> tuple[str, list[Any]]:
         parts, params = [], []
         for expression in self.get_source_expressions():
             sql, expression_params = compiler.compile(expression)
@@ -68,8 +82,8 @@ class KeysetPagination(BasePagination):
     tiebreaker = "id"
 
     def paginate_queryset(
-        self, queryset: QuerySet, request: Request, view: APIView | None = None
-    ) -> list[Model | dict[str, Any]]:
+        self, queryset: QuerySet[Any, Any], request: Request, view: APIView | None = None
+    ) -> list[Any]:
         self.request = request
         self.base_url = request.build_absolute_uri()
         self.limit = self.get_page_size(request)
@@ -83,7 +97,8 @@ class KeysetPagination(BasePagination):
         queryset = queryset.order_by(f"{sign}{field}", f"{sign}{self.tiebreaker}")
         if cursor is not None:
             queryset = queryset.filter(self.after(field, descending, cursor, queryset.model))
-        rows = list(queryset[: self.limit + 1])
+        # Model instances, or dicts for a queryset of values().
+        rows: list[Model | dict[str, Any]] = list(queryset[: self.limit + 1])
         more = len(rows) > self.limit
         rows = rows[: self.limit]
         if reverse:
@@ -98,7 +113,8 @@ class KeysetPagination(BasePagination):
         """Rows strictly after the cursor: `(field, id) < (v, i)` as a row comparison, which an
         index on (field, id) answers as a range; `field <= v` besides, for indexes that end in
         the field (e.g. (asset, field) when the query also filters on asset)."""
-        output = model._meta.get_field(field)
+        # An ordering field is a concrete column (get_field is typed for relations too).
+        output = cast("Field[Any, Any]", model._meta.get_field(field))
         row = RowCompare(
             F(field),
             F(self.tiebreaker),
@@ -130,10 +146,13 @@ class KeysetPagination(BasePagination):
             )
         return size
 
-    def get_ordering(self, request: Request, queryset: QuerySet, view: APIView | None) -> str:
+    def get_ordering(
+        self, request: Request, queryset: QuerySet[Any, Any], view: APIView | None
+    ) -> str:
         for backend in getattr(view, "filter_backends", []):
             if isinstance(backend, type) and hasattr(backend, "get_keyset_ordering"):
-                return backend().get_keyset_ordering(request, view)
+                keyset: str = backend().get_keyset_ordering(request, view)
+                return keyset
         ordering = getattr(view, "ordering", None)
         if not isinstance(ordering, str):
             raise TypeError(
@@ -168,7 +187,7 @@ class KeysetPagination(BasePagination):
                 )
             if type(row_id) is not int or not 0 < row_id <= MAX_ID:
                 raise ValueError("bad id")
-            model_field = model._meta.get_field(field)
+            model_field = cast("Field[Any, Any]", model._meta.get_field(field))
             # clean() runs the field's validators too: a forged cursor cannot smuggle a value the
             # column could not hold into the query.
             value = model_field.clean(value, None)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import reduce
 from operator import or_
 from statistics import median
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db.models import Avg, Exists, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Trunc
@@ -25,6 +25,17 @@ from prices.consolidation import consolidated_prices
 from prices.models import Asset, Quote
 from runs.models import Run, first_line
 from runs.reports import latest_per_source, source_health
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from django_stubs_ext import WithAnnotations
+
+    class _LatestAt(TypedDict):
+        latest_at: datetime
+
+    # An asset annotated with its latest quote's time (top_assets takes assets with quotes).
+    LatestAsset = WithAnnotations[Asset, _LatestAt]
 
 TOP_ASSETS = 10
 SPARKLINE_DAYS = 7
@@ -138,11 +149,13 @@ def top_assets(limit: int = TOP_ASSETS, now: datetime | None = None) -> list[Ass
     """The highest-ranked assets that have quotes, with their price now (or last known)."""
     now = now or timezone.now()
     latest = Quote.objects.filter(asset=OuterRef("pk")).order_by("-observed_at")
-    assets = list(
+    top = (
         Asset.objects.filter(Exists(Quote.objects.filter(asset=OuterRef("pk"))))
         .annotate(latest_at=Subquery(latest.values("observed_at")[:1]))
         .order_by(F("rank").asc(nulls_last=True), "-verified", "symbol")[:limit]
     )
+    # The plugin types the annotated queryset, but iterating it yields plain Assets.
+    assets = cast("list[LatestAsset]", list(top))
     if not assets:
         return []
     fresh = consolidated_prices(asset_ids=[a.pk for a in assets], now=now)
@@ -150,8 +163,8 @@ def top_assets(limit: int = TOP_ASSETS, now: datetime | None = None) -> list[Ass
     last_prices: dict[int, list[Decimal]] = {}
     if stale:
         at_latest = reduce(or_, (Q(asset_id=a.pk, observed_at=a.latest_at) for a in stale))
-        for asset_id, price in Quote.objects.filter(at_latest).values_list("asset_id", "price_usd"):
-            last_prices.setdefault(asset_id, []).append(price)
+        for asset_id, last in Quote.objects.filter(at_latest).values_list("asset_id", "price_usd"):
+            last_prices.setdefault(asset_id, []).append(last)
     points = _sparklines(assets)
 
     rows = []
@@ -182,7 +195,7 @@ def top_assets(limit: int = TOP_ASSETS, now: datetime | None = None) -> list[Ass
     return rows
 
 
-def _sparklines(assets: list[Asset]) -> dict[int, list[tuple[datetime, Decimal]]]:
+def _sparklines(assets: list[LatestAsset]) -> dict[int, list[tuple[datetime, Decimal]]]:
     """Hourly mean prices over each asset's last `SPARKLINE_DAYS` of quotes, in one query."""
     window = timedelta(days=SPARKLINE_DAYS)
     recent = reduce(

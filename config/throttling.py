@@ -109,7 +109,7 @@ def _increment(cache: BaseCache, key: str, *, now: float, expires_at: float) -> 
         # created the counter.
         redis_key = cache.make_and_validate_key(key)
         client = _redis_client(cache, redis_key)
-        count = client.incr(redis_key)
+        count: int = client.incr(redis_key)
         if count == 1:
             client.expire(redis_key, int(expires_at - now) + 1)
         return count
@@ -129,7 +129,8 @@ def _increment_in_table(
     deleted first, so the table holds one row per client and scope, not one per window."""
     db = router.db_for_write(cache.cache_model_class)
     connection = connections[db]
-    table = connection.ops.quote_name(cache._table)
+    # Set by BaseDatabaseCache.__init__; django-stubs leave it out.
+    table = connection.ops.quote_name(cache._table)  # type: ignore[attr-defined]
     cache_key, value, expires = (
         connection.ops.quote_name(name) for name in ("cache_key", "value", "expires")
     )
@@ -160,8 +161,9 @@ def _redis_client(cache: RedisCache, key: str) -> Any:
     INCRBY) where INCR costs one."""
     client = getattr(cache, "_throttle_client", None)
     if client is None:
-        client = cache._cache.get_client(key, write=True)
-        cache._throttle_client = client
+        # RedisCache's private client (not in django-stubs), memoized on the cache object.
+        client = cache._cache.get_client(key, write=True)  # type: ignore[attr-defined]
+        cache._throttle_client = client  # type: ignore[attr-defined]
     return client
 
 

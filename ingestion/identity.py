@@ -34,7 +34,7 @@ Method = AssetIdentifier.Method
 _CREATE_ATTEMPTS = 3
 SYMBOL_LENGTH = Asset._meta.get_field("symbol").max_length
 NAME_LENGTH = Asset._meta.get_field("name").max_length
-CONFIDENCE = {
+CONFIDENCE: dict[str, Decimal] = {
     Method.REFERENCE: Decimal(1),
     Method.MANUAL: Decimal(1),
     Method.CROSS_PROVIDER: Decimal("0.8"),
@@ -114,14 +114,14 @@ def resolve_assets(
             # A savepoint: another source's run may create an asset with the same slug at the
             # same moment; then match and create again, now seeing its asset.
             with transaction.atomic():
-                found = _cross_provider_matches(source=source, assets=unmatched)
-                new = [asset for asset in unmatched if asset.external_id not in found]
+                cross = _cross_provider_matches(source=source, assets=unmatched)
+                new = [asset for asset in unmatched if asset.external_id not in cross]
                 created = _create_assets(source=source, assets=new, reserved=reference.slugs)
             break
         except IntegrityError:
             if attempt == _CREATE_ATTEMPTS:
                 raise
-    matches.update({key: (asset_id, Method.CROSS_PROVIDER) for key, asset_id in found.items()})
+    matches.update({key: (asset_id, Method.CROSS_PROVIDER) for key, asset_id in cross.items()})
     matches.update({key: (asset_id, Method.NEW) for key, asset_id in created.items()})
 
     AssetIdentifier.objects.bulk_create(

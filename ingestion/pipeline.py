@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from common.logs import bind_log_context, redact
@@ -33,8 +33,9 @@ from runs.models import Checkpoint, Run
 
 logger = logging.getLogger(__name__)
 
-IDENTITY_LENGTH = AssetIdentifier._meta.get_field("external_id").max_length
-LOCATION_LENGTH = Rejection._meta.get_field("location").max_length
+# Both are CharFields, whose max_length is set (the stubs allow None).
+IDENTITY_LENGTH = cast(int, AssetIdentifier._meta.get_field("external_id").max_length)
+LOCATION_LENGTH = cast(int, Rejection._meta.get_field("location").max_length)
 # A rejection's reason and text are for a person to read: a 50 MB value is not copied whole.
 REASON_LENGTH = 1000
 ITEM_TEXT_LENGTH = 2000
@@ -85,6 +86,7 @@ def ingest(
     src = src or build_source(source, path=path, symbol=symbol, asset=asset)
     fail_after = settings.ETL_FAIL_AFTER_N_RECORDS if fail_after is None else fail_after
     options = {**src.describe(), "fail_after": fail_after or None}
+    run: Run | None
     if run_id is None:
         run = Run.start(
             source=source,
@@ -155,7 +157,8 @@ def ingest(
 
 
 def _cursor(src: Source) -> dict[str, Any]:
-    return Checkpoint.for_source(src.checkpoint_name).cursor
+    cursor: dict[str, Any] = Checkpoint.for_source(src.checkpoint_name).cursor
+    return cursor
 
 
 def _execute(
@@ -176,7 +179,7 @@ def _execute(
     # Decided here: the read-ahead thread that prepares batches must not touch the database.
     prepare = batch_preparer(encode=connection.vendor == "postgresql")
 
-    def prepared() -> Iterator[tuple[Unit, PreparedBatch]]:
+    def prepared() -> Generator[tuple[Unit, PreparedBatch], None, None]:
         for unit in units:
             if src.expected_schema is not None:
                 records = (src.schema_record(item.payload) for item in unit.items)
@@ -369,6 +372,11 @@ def write_batch(
     )
 
 
+def _decimal_field(name: str) -> models.DecimalField[Any, Any]:
+    """The quote's value column `name`: a DecimalField (get_field is typed for any field)."""
+    return cast("models.DecimalField[Any, Any]", Quote._meta.get_field(name))
+
+
 def column_fitter() -> Callable[[Observation], Observation]:
     """Refuse or empty what the columns cannot hold, and round values to what the database
     keeps where comparing them with stored quotes needs it."""
@@ -377,7 +385,7 @@ def column_fitter() -> Callable[[Observation], Observation]:
     # rounded values in the upsert: only the range (and the price) needs checking here.
     rounded = connection.vendor == "sqlite"
     columns = [
-        (name, Quote._meta.get_field(name).max_digits, Quote._meta.get_field(name).decimal_places)
+        (name, _decimal_field(name).max_digits, _decimal_field(name).decimal_places)
         for name in bulk.QUOTE_VALUE_FIELDS
         if name != "interval"
     ]

@@ -13,7 +13,7 @@ import contextvars
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
 from typing import TypeVar
 
@@ -23,7 +23,7 @@ _ITEM, _END, _ERROR = "item", "end", "error"
 SWITCH_INTERVAL = 0.0005  # seconds
 
 
-def read_ahead(produce: Callable[[], Iterator[T]], *, depth: int = 1) -> Iterator[T]:
+def read_ahead(produce: Callable[[], Generator[T, None, None]], *, depth: int = 1) -> Iterator[T]:
     """Iterate `produce()` in a thread, at most `depth` items ahead of the consumer.
 
     The thread runs in a copy of the caller's context (log fields stay bound). When the consumer

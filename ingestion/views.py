@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -14,19 +17,23 @@ from ingestion.trigger import LaunchFailed, SourceNotConfigured, start_run
 from runs.models import RunAlreadyActive
 from runs.views import RunViewSet
 
+if TYPE_CHECKING:
+    from rest_framework.permissions import _SupportsHasPermission
 
-class TriggerSerializer(serializers.Serializer):
-    source = serializers.ChoiceField(choices=source_names())
+
+class TriggerSerializer(serializers.Serializer[Any]):
+    # A declared field, not Field.source: the serializer's metaclass takes it off the class.
+    source = serializers.ChoiceField(choices=source_names())  # type: ignore[assignment]
 
 
-class TriggerAcceptedSerializer(serializers.Serializer):
+class TriggerAcceptedSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(help_text="The new run; follow it at `url` or in /runs.")
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.source
     status = serializers.CharField()
     url = serializers.URLField()
 
 
-class BusySerializer(serializers.Serializer):
+class BusySerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
     run = serializers.IntegerField(help_text="The run in progress.")
     request_id = serializers.CharField()
@@ -44,13 +51,13 @@ class RunTriggerViewSet(RunViewSet):
     # THROTTLE_RATES["trigger"] limits starting runs (config.throttling.ScopedThrottle).
     throttle_scope = "trigger"
 
-    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
         # POST takes a source, not a run: also what the browsable API's form shows.
         if self.request is not None and self.request.method == "POST":
             return TriggerSerializer
         return super().get_serializer_class()
 
-    def get_permissions(self) -> list[BasePermission]:
+    def get_permissions(self) -> Sequence[_SupportsHasPermission]:
         if self.action == "create":
             return [IsAuthenticated()]
         return super().get_permissions()

@@ -2,12 +2,13 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, Max, Min, OuterRef, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -21,6 +22,16 @@ from prices.models import Asset, AssetIdentifier, Quote
 from prices.services import merge_assets, remap_identifier
 from runs.admin import ReadOnlyAdmin
 
+# The admin classes are generic in django-stubs only (Django's cannot be subscripted): the
+# parametrized bases are for the type checker.
+if TYPE_CHECKING:
+    _AssetModelAdmin = admin.ModelAdmin[Asset]
+    _AssetIdentifierModelAdmin = admin.ModelAdmin[AssetIdentifier]
+    _AssetIdentifierTabularInline = admin.TabularInline[AssetIdentifier, Asset]
+else:
+    _AssetModelAdmin = _AssetIdentifierModelAdmin = admin.ModelAdmin
+    _AssetIdentifierTabularInline = admin.TabularInline
+
 # Identifiers below this confidence (cross-provider matches, new assets) deserve a look.
 LOW_CONFIDENCE = Decimal("0.9")
 
@@ -29,7 +40,11 @@ IDENTIFIER_FIELDS = ["source", "external_id", "symbol", "name", "asset", "method
 
 
 def confirmation_page(
-    model_admin: admin.ModelAdmin, request: HttpRequest, template: str, title: str, **context: Any
+    model_admin: "admin.ModelAdmin[Any]",
+    request: HttpRequest,
+    template: str,
+    title: str,
+    **context: Any,
 ) -> TemplateResponse:
     """The intermediate page of an admin action: it posts the selection back with the choice."""
     opts = model_admin.model._meta
@@ -40,24 +55,29 @@ def confirmation_page(
             **model_admin.admin_site.each_context(request),
             "title": title,
             "opts": opts,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
             **context,
         },
     )
 
 
-class AssetIdentifierInline(admin.TabularInline):
+class AssetIdentifierInline(_AssetIdentifierTabularInline):
     """Shown, not edited: a mapping changes through the merge and re-map actions, which move
     the quotes with it and record the change as manual."""
 
     model = AssetIdentifier
     extra = 0
-    fields = readonly_fields = [f for f in IDENTIFIER_FIELDS if f != "asset"]
+    readonly_fields = [f for f in IDENTIFIER_FIELDS if f != "asset"]
+    fields = [*readonly_fields]
 
     def has_add_permission(self, request: HttpRequest, obj: Asset | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Asset | None = None) -> bool:
+    # An inline's obj is the parent, an asset (so says InlineModelAdmin's stub); mypy checks it
+    # against BaseModelAdmin's too, where obj is the inline's own model.
+    def has_delete_permission(  # type: ignore[override]
+        self, request: HttpRequest, obj: Asset | None = None
+    ) -> bool:
         return False
 
 
@@ -65,10 +85,12 @@ class NeedsReviewFilter(admin.SimpleListFilter):
     title = "needs review"
     parameter_name = "review"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: "admin.ModelAdmin[Any]"
+    ) -> list[tuple[str, str]]:
         return [("yes", "Unverified or low-confidence mapping")]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Asset]) -> QuerySet[Asset]:
         if self.value() != "yes":
             return queryset
         low = AssetIdentifier.objects.filter(asset=OuterRef("pk"), confidence__lt=LOW_CONFIDENCE)
@@ -76,7 +98,7 @@ class NeedsReviewFilter(admin.SimpleListFilter):
 
 
 @admin.register(Asset)
-class AssetAdmin(admin.ModelAdmin):
+class AssetAdmin(_AssetModelAdmin):
     list_display = ["symbol", "name", "slug", "rank", "verified", "created_at"]
     list_filter = [NeedsReviewFilter, "verified"]
     search_fields = ["slug", "symbol", "name", "identifiers__external_id"]
@@ -216,7 +238,7 @@ class AssetAdmin(admin.ModelAdmin):
 
 
 @admin.register(AssetIdentifier)
-class AssetIdentifierAdmin(admin.ModelAdmin):
+class AssetIdentifierAdmin(_AssetIdentifierModelAdmin):
     list_display = ["source", "external_id", "symbol", "name", "asset", "method", "confidence"]
     list_filter = ["source", "method", "asset__verified"]
     search_fields = ["external_id", "symbol", "name", "asset__slug"]
@@ -259,10 +281,12 @@ class IntervalFilter(admin.SimpleListFilter):
     title = "interval"
     parameter_name = "interval"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: "admin.ModelAdmin[Any]"
+    ) -> list[tuple[str, str]]:
         return [("snapshot", "snapshot"), *((name, f"{name} bar") for name in BAR_SECONDS)]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Quote]) -> QuerySet[Quote]:
         value = self.value()
         if value is None:
             return queryset
@@ -277,7 +301,9 @@ class AssetFilter(admin.SimpleListFilter):
     parameter_name = "asset"
     template = "admin/prices/quote/asset_filter.html"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: "admin.ModelAdmin[Any]"
+    ) -> list[tuple[str, str]]:
         value = self.value()
         if value and value.isdigit():
             asset = Asset.objects.filter(pk=int(value)).first()
@@ -288,7 +314,8 @@ class AssetFilter(admin.SimpleListFilter):
     def has_output(self) -> bool:
         return True
 
-    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
+    # Not Django's choice dicts (query_string): this filter's own template reads these keys.
+    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:  # type: ignore[override]
         """The chosen asset, for the template's select box, and the link that clears it."""
         for value, label in self.lookup_choices:
             yield {
@@ -298,7 +325,7 @@ class AssetFilter(admin.SimpleListFilter):
                 "clear": changelist.get_query_string(remove=[self.parameter_name]),
             }
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Quote]) -> QuerySet[Quote]:
         value = self.value()
         if not value:
             return queryset
@@ -374,7 +401,7 @@ class QuoteAdmin(ReadOnlyAdmin):
         )
         return [export, *super().get_urls()]
 
-    def export_csv(self, request: HttpRequest) -> HttpResponse:
+    def export_csv(self, request: HttpRequest) -> StreamingHttpResponse:
         """The rows the list shows with its current filters and search, every page of them."""
         if not self.has_view_permission(request):
             raise PermissionDenied

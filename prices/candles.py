@@ -93,7 +93,8 @@ def latest_observation(*, asset_id: int, source: str | None = None) -> datetime 
     quotes = Quote.objects.filter(asset_id=asset_id)
     if source:
         quotes = quotes.filter(source=source)
-    return quotes.aggregate(latest=Max("observed_at"))["latest"]
+    latest: datetime | None = quotes.aggregate(latest=Max("observed_at"))["latest"]
+    return latest
 
 
 def default_range(

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
+from rest_framework.request import Request
 
 from prices.models import Quote
 from prices.numbers import plain
@@ -66,7 +67,7 @@ def quote_lines(quotes: QuerySet[Quote]) -> Iterator[str]:
         yield writer.writerow([_cell(value) for value in row])
 
 
-def csv_requested(request: Any) -> bool:
+def csv_requested(request: Request) -> bool:
     """`?format=csv`: the rows as a CSV download instead of a JSON page."""
     return request.query_params.get("format") == "csv"
 

@@ -18,7 +18,8 @@ from prices.models import MONEY, Asset, Quote
 class IdFilter(django_filters.NumberFilter):
     """A database id: a whole number that fits a bigint."""
 
-    field_class = forms.IntegerField
+    # The stubs narrow field_class to NumberFilter's DecimalField; any form field works.
+    field_class = forms.IntegerField  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("min_value", 1)
@@ -42,7 +43,8 @@ class StrictBooleanField(forms.Field):
 
 
 class StrictBooleanFilter(django_filters.BooleanFilter):
-    field_class = StrictBooleanField
+    # The stubs narrow field_class to BooleanFilter's NullBooleanField; any form field works.
+    field_class = StrictBooleanField  # type: ignore[assignment]
 
 
 class QuoteFilterSet(FilterSet):

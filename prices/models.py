@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from django.db import models
 from django.db.models.functions import Upper
 
+
+class Digits(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
 # Micro-cap coins trade below 1e-8 USD and market caps reach 1e13: 18 places after the point and
 # 22 before cover both with room.
-MONEY = {"max_digits": 40, "decimal_places": 18}
+MONEY: Digits = {"max_digits": 40, "decimal_places": 18}
 
 
 class AssetQuerySet(models.QuerySet["Asset"]):

@@ -30,7 +30,9 @@ class ExactDecimalField(serializers.DecimalField):
         kwargs.setdefault("decimal_places", None)
         super().__init__(*args, **kwargs)
 
-    def to_representation(self, value: Any) -> str | None:
+    # DRF's DecimalField never renders None (a serializer renders a null without asking its
+    # field); this one takes None too, and gives it back.
+    def to_representation(self, value: Any) -> str | None:  # type: ignore[override]
         if value is None:
             return None
         return plain(value if isinstance(value, Decimal) else Decimal(str(value)))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -18,6 +19,8 @@ from prices.coverage import COVERAGE_INTERVALS
 from prices.history import INTERVALS
 from prices.models import Asset, AssetIdentifier, Quote
 from prices.numbers import ExactDecimalField, plain
+
+_M = TypeVar("_M", bound=models.Model)
 
 ZERO = timedelta(0)
 DECIMALS = ("price_usd", "market_cap_usd", "volume_24h_usd", "percent_change_24h")
@@ -35,14 +38,16 @@ QUOTE_COLUMNS = (
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)
-class UtcDateTimeParam(serializers.Field):
+class UtcDateTimeParam(serializers.Field[datetime, Any, str, Any]):
     """The serializer counterpart of `UtcDateTimeField`, for query-parameter serializers."""
 
-    def to_internal_value(self, data: Any) -> datetime | None:
+    def to_internal_value(self, data: Any) -> datetime:
         try:
-            return UtcDateTimeField().clean(data)
+            # A required form field: an empty value is refused, never cleaned to None.
+            value: datetime = UtcDateTimeField().clean(data)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.messages) from None
+        return value
 
     def to_representation(self, value: datetime) -> str:
         return value.isoformat()
@@ -70,23 +75,27 @@ class SourceParam(serializers.CharField):
         return value
 
 
-class QueryParams(serializers.Serializer):
+class QueryParams(serializers.Serializer[Any]):
     """Base of the query-parameter serializers: a parameter given empty is refused as such, as
     the FilterSets refuse it, rather than with the field's own message ("This field is
     required.", for a parameter that is there)."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        blank = {name: [BLANK_MESSAGE] for name in self.fields if is_blank(data.get(name))}
+        # Iterating the fields yields their names, as for any mapping (the stubs say fields).
+        names = cast("Iterable[str]", self.fields)
+        blank = {name: [BLANK_MESSAGE] for name in names if is_blank(data.get(name))}
         try:
-            value = super().to_internal_value(data)
+            value: dict[str, Any] = super().to_internal_value(data)
         except serializers.ValidationError as exc:
-            raise serializers.ValidationError({**exc.detail, **blank}) from None
+            # A serializer's own errors are keyed by field name.
+            detail = cast("dict[str, Any]", exc.detail)
+            raise serializers.ValidationError({**detail, **blank}) from None
         if blank:
             raise serializers.ValidationError(blank)
         return value
 
 
-class ExactModelSerializer(serializers.ModelSerializer):
+class ExactModelSerializer(serializers.ModelSerializer[_M]):
     """Decimal columns rendered exactly, without their trailing zeros."""
 
     serializer_field_mapping = {
@@ -95,7 +104,7 @@ class ExactModelSerializer(serializers.ModelSerializer):
     }
 
 
-class QuoteSerializer(ExactModelSerializer):
+class QuoteSerializer(ExactModelSerializer[Quote]):
     """A quote with its canonical asset's id and symbol on the row."""
 
     asset_symbol = serializers.CharField(source="asset.symbol", read_only=True)
@@ -154,27 +163,27 @@ def quote_row(quote: Quote) -> dict[str, Any]:
     return row
 
 
-class AssetSerializer(serializers.ModelSerializer):
+class AssetSerializer(serializers.ModelSerializer[Asset]):
     class Meta:
         model = Asset
         fields = ["id", "slug", "symbol", "name", "verified", "created_at"]
 
 
-class AssetIdentifierSerializer(ExactModelSerializer):
+class AssetIdentifierSerializer(ExactModelSerializer[AssetIdentifier]):
     class Meta:
         model = AssetIdentifier
         fields = ["source", "external_id", "symbol", "name", "method", "confidence"]
 
 
-class SourcePriceSerializer(serializers.Serializer):
-    source = serializers.CharField()
+class SourcePriceSerializer(serializers.Serializer[Any]):
+    source = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.source
     price_usd = ExactDecimalField()
     observed_at = serializers.DateTimeField()
     deviation = ExactDecimalField(help_text="|price - median| / median")
     flagged = serializers.BooleanField(help_text="Deviation above the threshold.")
 
 
-class ConsolidatedPriceSerializer(serializers.Serializer):
+class ConsolidatedPriceSerializer(serializers.Serializer[Any]):
     median_usd = ExactDecimalField()
     spread = ExactDecimalField(help_text="(max - min) / median")
     source_count = serializers.IntegerField()
@@ -198,7 +207,10 @@ class HistoryQuerySerializer(QueryParams):
     """Query parameters of /api/assets/{id}/history/."""
 
     interval = EnumParam(choices=list(INTERVALS), default="1d")
-    source = SourceParam(required=False, max_length=32, help_text="One provider only.")
+    # A declared field named like Field.source: the serializer's metaclass takes it off the class.
+    source = SourceParam(  # type: ignore[assignment]
+        required=False, max_length=32, help_text="One provider only."
+    )
     observed_after = UtcDateTimeParam(required=False, help_text="Buckets from this time on.")
     observed_before = UtcDateTimeParam(required=False, help_text="Quotes before this time.")
     limit = serializers.IntegerField(
@@ -206,7 +218,7 @@ class HistoryQuerySerializer(QueryParams):
     )
 
 
-class CandleSerializer(serializers.Serializer):
+class CandleSerializer(serializers.Serializer[Any]):
     start = serializers.DateTimeField()
     open = ExactDecimalField()
     high = ExactDecimalField()
@@ -219,7 +231,7 @@ class CandleSerializer(serializers.Serializer):
     quotes = serializers.IntegerField(help_text="Quotes in the bucket.")
 
 
-class HistorySerializer(serializers.Serializer):
+class HistorySerializer(serializers.Serializer[Any]):
     asset = serializers.IntegerField()
     interval = serializers.CharField()
     results = CandleSerializer(many=True)
@@ -228,7 +240,7 @@ class HistorySerializer(serializers.Serializer):
 class CandleQuerySerializer(QueryParams):
     """Query parameters of /api/assets/{key}/candles."""
 
-    def get_fields(self) -> dict[str, serializers.Field]:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         # `from` is a Python keyword, so the fields are named here rather than as attributes.
         return {
             "interval": EnumParam(choices=list(INTERVAL_SECONDS), default="1d"),
@@ -262,7 +274,7 @@ class CandleQuerySerializer(QueryParams):
         return attrs
 
 
-class CandleBarSerializer(serializers.Serializer):
+class CandleBarSerializer(serializers.Serializer[Any]):
     start = serializers.DateTimeField(help_text="The bucket's start (UTC).")
     open = ExactDecimalField(allow_null=True)
     high = ExactDecimalField(allow_null=True)
@@ -281,15 +293,15 @@ class CandleBarSerializer(serializers.Serializer):
     filled = serializers.BooleanField(help_text="An empty bucket filled with the last close.")
 
 
-class CandleAssetSerializer(serializers.Serializer):
+class CandleAssetSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     slug = serializers.CharField()
     symbol = serializers.CharField()
     name = serializers.CharField()
 
 
-class CandlesSerializer(serializers.Serializer):
-    def get_fields(self) -> dict[str, serializers.Field]:
+class CandlesSerializer(serializers.Serializer[Any]):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {
             "asset": CandleAssetSerializer(),
             "interval": serializers.CharField(),
@@ -304,7 +316,7 @@ class CandlesSerializer(serializers.Serializer):
 class CoverageQuerySerializer(QueryParams):
     """Query parameters of /api/assets/{key}/coverage."""
 
-    def get_fields(self) -> dict[str, serializers.Field]:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {
             "interval": EnumParam(choices=list(COVERAGE_INTERVALS), default="1d"),
             "from": UtcDateTimeParam(
@@ -322,14 +334,14 @@ class CoverageQuerySerializer(QueryParams):
         return attrs
 
 
-class SpanSerializer(serializers.Serializer):
+class SpanSerializer(serializers.Serializer[Any]):
     start = serializers.DateTimeField(help_text="The first missing bucket.")
     end = serializers.DateTimeField(help_text="The end of the last missing bucket.")
     buckets = serializers.IntegerField()
 
 
-class SourceCoverageSerializer(serializers.Serializer):
-    source = serializers.CharField()
+class SourceCoverageSerializer(serializers.Serializer[Any]):
+    source = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.source
     first = serializers.DateTimeField(allow_null=True, help_text="Its first bucket in the range.")
     last = serializers.DateTimeField(allow_null=True, help_text="Its last bucket in the range.")
     expected = serializers.IntegerField(help_text="Buckets in the range.")
@@ -338,8 +350,8 @@ class SourceCoverageSerializer(serializers.Serializer):
     missing_spans = SpanSerializer(many=True, help_text="Missing buckets, merged into spans.")
 
 
-class CoverageSerializer(serializers.Serializer):
-    def get_fields(self) -> dict[str, serializers.Field]:
+class CoverageSerializer(serializers.Serializer[Any]):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {
             "asset": CandleAssetSerializer(),
             "interval": serializers.CharField(),

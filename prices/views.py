@@ -74,7 +74,7 @@ class CsvFormat:
 
 
 @extend_schema(tags=["prices"])
-class QuoteViewSet(CsvFormat, ReadOnlyModelViewSet):
+class QuoteViewSet(CsvFormat, ReadOnlyModelViewSet[Quote]):
     """Price quotes, newest first; filter by symbol, asset, source, time and price."""
 
     queryset = Quote.objects.select_related("asset")
@@ -86,16 +86,22 @@ class QuoteViewSet(CsvFormat, ReadOnlyModelViewSet):
     ordering_fields = ["observed_at", "price_usd"]
     lookup_value_regex = ID_PATTERN
 
-    def get_queryset(self) -> QuerySet[Quote]:
+    def get_queryset(self) -> QuerySet[Quote, Any]:
         if self.action == "list":
-            return Quote.objects.values(*QUOTE_COLUMNS)
+            # Plain rows, which QuoteSerializer renders as it renders a quote.
+            rows: QuerySet[Quote, dict[str, Any]] = Quote.objects.values(*QUOTE_COLUMNS)
+            return rows
         return self.queryset
 
     @extend_schema(
         parameters=[FORMAT_PARAMETER],
         responses={(200, "application/json"): QuoteSerializer, (200, "text/csv"): OpenApiTypes.STR},
     )
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response | StreamingHttpResponse:
+    # A CSV export streams: not the Response of ListModelMixin.list, but DRF's dispatch sends
+    # any HttpResponseBase.
+    def list(  # type: ignore[override]
+        self, request: Request, *args: Any, **kwargs: Any
+    ) -> Response | StreamingHttpResponse:
         if csv_requested(request):
             # Every matching row in the list's order, not one page: paging has no say.
             paging = [name for name in ("limit", "cursor") if name in request.query_params]
@@ -115,7 +121,7 @@ class DataViewSet(QuoteViewSet):
 
 
 @extend_schema(tags=["assets"])
-class AssetViewSet(ReadOnlyModelViewSet):
+class AssetViewSet(ReadOnlyModelViewSet[Asset]):
     """Canonical assets; the detail adds the provider ids and the consolidated price."""
 
     queryset = Asset.objects.all()
@@ -131,12 +137,13 @@ class AssetViewSet(ReadOnlyModelViewSet):
             return self.queryset.prefetch_related("identifiers")
         return self.queryset
 
-    def get_serializer_class(self) -> type[BaseSerializer]:
+    def get_serializer_class(self) -> type[BaseSerializer[Asset]]:
         return AssetDetailSerializer if self.action == "retrieve" else AssetSerializer
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         asset = self.get_object()
-        asset.consolidated = consolidated_price(asset_id=asset.pk)
+        # For AssetDetailSerializer's consolidated_price (source="consolidated"); not a field.
+        asset.consolidated = consolidated_price(asset_id=asset.pk)  # type: ignore[attr-defined]
         return Response(self.get_serializer(asset).data)
 
     @extend_schema(parameters=[HistoryQuerySerializer], responses=HistorySerializer)

@@ -1,4 +1,4 @@
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.http import HttpRequest
@@ -10,8 +10,16 @@ from common.display import badge, kv_table, number
 from runs.drift import drift_lines
 from runs.models import Checkpoint, Run
 
+# django-stubs makes ModelAdmin generic in its model, but Django's class cannot be subscripted:
+# the parametrized bases are for the type checker only.
+if TYPE_CHECKING:
+    AnyModelAdmin = admin.ModelAdmin[Any]
+    _CheckpointModelAdmin = admin.ModelAdmin[Checkpoint]
+else:
+    AnyModelAdmin = _CheckpointModelAdmin = admin.ModelAdmin
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+
+class ReadOnlyAdmin(AnyModelAdmin):
     """Operational records are written by the ETL only; the admin inspects them."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -155,11 +163,12 @@ class RunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Checkpoint)
-class CheckpointAdmin(admin.ModelAdmin):
+class CheckpointAdmin(_CheckpointModelAdmin):
     """Deleting a checkpoint makes the next run of that source start from the beginning."""
 
     list_display = ["source", "position", "run", "updated_at"]
-    fields = readonly_fields = ["source", "cursor_table", "run", "updated_at"]
+    readonly_fields = ["source", "cursor_table", "run", "updated_at"]
+    fields = [*readonly_fields]
 
     @admin.display(description="cursor")
     def position(self, checkpoint: Checkpoint) -> str:

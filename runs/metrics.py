@@ -201,8 +201,8 @@ class RunCollector(Collector):
                 latest[source] = max(stamp, latest.get(source, stamp))
         for source in sorted({source for source, _ in totals}):
             in_progress.add_metric([source], active.get(source, 0))
-        for (source, outcome), total in sorted(totals.items()):
-            records.add_metric([source, outcome], total)
+        for (source, outcome), count in sorted(totals.items()):
+            records.add_metric([source, outcome], count)
         for source, stamp in sorted(latest.items()):
             last_success.add_metric([source], stamp)
 

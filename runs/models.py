@@ -335,7 +335,7 @@ class Run(models.Model):
         if not isinstance(exc, OperationalError | InterfaceError):
             return False
         holder = _OWNER_LOCKS.get(self.pk)
-        if holder is not None and getattr(holder, "closed", 0):
+        if holder is not None and bool(getattr(holder, "closed", 0)):
             return True
         return connection_lost(exc)
 
@@ -399,10 +399,10 @@ def connection_lost(exc: BaseException) -> bool:
     if code.startswith("08") or code in CONNECTION_ENDED_CODES:
         return True
     cursor = getattr(exc.__cause__, "cursor", None)
-    if cursor is not None and getattr(cursor.connection, "closed", 0):
+    if cursor is not None and bool(getattr(cursor.connection, "closed", 0)):
         return True
     raw = connection.connection
-    if raw is None or getattr(raw, "closed", 0):
+    if raw is None or bool(getattr(raw, "closed", 0)):
         return True
     return not connection.is_usable()
 
@@ -422,7 +422,8 @@ def _backend_pid() -> int | None:
         return None
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
-        return cursor.fetchone()[0]
+        pid: int = cursor.fetchone()[0]
+        return pid
 
 
 def _take_owner_lock(pk: int) -> None:
@@ -461,7 +462,8 @@ def _owner_lock_held(pk: int) -> bool:
             " AND classid = %s AND objid = %s AND objsubid = 2)",
             _lock_key(pk),
         )
-        return cursor.fetchone()[0]
+        held: bool = cursor.fetchone()[0]
+        return held
 
 
 class Checkpoint(models.Model):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet, Sum, Window
@@ -24,7 +24,7 @@ STATS_DURATION_WINDOW = 100
 MIN_RUNS_FOR_MEDIAN = 3
 SUCCESSFUL = (Run.Status.SUCCEEDED, Run.Status.PARTIAL)
 # Worse is larger: a move up this scale between two runs is a degradation.
-STATUS_RANK = {Run.Status.SUCCEEDED: 0, Run.Status.PARTIAL: 1, Run.Status.FAILED: 2}
+STATUS_RANK: dict[str, int] = {Run.Status.SUCCEEDED: 0, Run.Status.PARTIAL: 1, Run.Status.FAILED: 2}
 COUNT_FIELDS = (
     "records_read",
     "records_inserted",
@@ -46,6 +46,11 @@ def latest_per_source(runs: QuerySet[Run], *, keep: int = 1, by: str = "started_
 
 def _seconds(delta: timedelta | None) -> float | None:
     return None if delta is None else round(delta.total_seconds(), 3)
+
+
+def _finished_at(run: Run) -> datetime:
+    """When `run` finished, for a run from a `finished_at__isnull=False` query."""
+    return cast(datetime, run.finished_at)
 
 
 def _run_ref(run: Run | None) -> dict[str, Any] | None:
@@ -97,7 +102,9 @@ def run_stats(*, tables: Mapping[str, QuerySet[Any]] | None = None) -> list[dict
     }
     durations: dict[str, list[float]] = {}
     for run in latest_per_source(finished, keep=STATS_DURATION_WINDOW, by="finished_at"):
-        durations.setdefault(run.source, []).append(run.duration.total_seconds())
+        # A finished run has a duration.
+        duration = cast(timedelta, run.duration)
+        durations.setdefault(run.source, []).append(duration.total_seconds())
     checkpoints = {c.source: c for c in Checkpoint.objects.all()}
     rows = {name: rows_per_source(table) for name, table in (tables or {}).items()}
 
@@ -150,7 +157,8 @@ def recent_median_duration(*, source: str, before: Run) -> float | None:
         .order_by("-started_at", "-id")
         .values_list("started_at", "finished_at")[:window]
     )
-    seconds = [(end - start).total_seconds() for start, end in earlier]
+    # finished_at__isnull=False: every end is a datetime.
+    seconds = [(cast(datetime, end) - start).total_seconds() for start, end in earlier]
     if len(seconds) < MIN_RUNS_FOR_MEDIAN:
         return None
     return round(statistics.median(seconds), 3)
@@ -284,7 +292,7 @@ def source_health(*, monitored: Sequence[str], now: datetime | None = None) -> d
             verdict = "not_monitored"
         elif run is None:
             verdict = "never_ran"
-        elif success is not None and now - success.finished_at <= allowed:
+        elif success is not None and now - _finished_at(success) <= allowed:
             verdict = "ok"
         else:
             verdict = "degraded"
@@ -304,7 +312,7 @@ def source_health(*, monitored: Sequence[str], now: datetime | None = None) -> d
                     "error": run.error,
                 },
                 "last_success_at": success.finished_at if success else None,
-                "last_success_age_seconds": _seconds(now - success.finished_at)
+                "last_success_age_seconds": _seconds(now - _finished_at(success))
                 if success
                 else None,
                 "max_age_minutes": allowed.total_seconds() / 60,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -10,7 +12,7 @@ from common.filters import MAX_ID
 from runs.models import Run
 
 
-class RunSerializer(serializers.ModelSerializer):
+class RunSerializer(serializers.ModelSerializer[Run]):
     duration_seconds = serializers.SerializerMethodField()
 
     class Meta:
@@ -51,12 +53,12 @@ class RunDetailSerializer(RunSerializer):
         ]
 
 
-class CompareQuerySerializer(serializers.Serializer):
+class CompareQuerySerializer(serializers.Serializer[Any]):
     run_a = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="Baseline run id.")
     run_b = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="Run to compare.")
 
 
-class RunRefSerializer(serializers.Serializer):
+class RunRefSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     status = serializers.CharField()
     started_at = serializers.DateTimeField()
@@ -64,14 +66,14 @@ class RunRefSerializer(serializers.Serializer):
     error = serializers.CharField(allow_blank=True)
 
 
-class CountChangeSerializer(serializers.Serializer):
+class CountChangeSerializer(serializers.Serializer[Any]):
     a = serializers.IntegerField()
     b = serializers.IntegerField()
     change = serializers.IntegerField()
     change_ratio = serializers.FloatField(allow_null=True, help_text="(b - a) / a")
 
 
-class CountsSerializer(serializers.Serializer):
+class CountsSerializer(serializers.Serializer[Any]):
     records_read = CountChangeSerializer()
     records_inserted = CountChangeSerializer()
     records_updated = CountChangeSerializer()
@@ -79,7 +81,7 @@ class CountsSerializer(serializers.Serializer):
     records_rejected = CountChangeSerializer()
 
 
-class DurationChangeSerializer(serializers.Serializer):
+class DurationChangeSerializer(serializers.Serializer[Any]):
     a = serializers.FloatField(allow_null=True)
     b = serializers.FloatField(allow_null=True)
     change = serializers.FloatField(allow_null=True)
@@ -88,31 +90,31 @@ class DurationChangeSerializer(serializers.Serializer):
     )
 
 
-class StatusChangeSerializer(serializers.Serializer):
+class StatusChangeSerializer(serializers.Serializer[Any]):
     a = serializers.CharField()
     b = serializers.CharField()
     change = serializers.CharField(help_text="same, improved, degraded or not_comparable")
 
 
-class ShareChangeSerializer(serializers.Serializer):
+class ShareChangeSerializer(serializers.Serializer[Any]):
     a = serializers.FloatField(allow_null=True)
     b = serializers.FloatField(allow_null=True)
 
 
-class DriftChangeSerializer(serializers.Serializer):
+class DriftChangeSerializer(serializers.Serializer[Any]):
     a = serializers.JSONField()
     b = serializers.JSONField()
     changed = serializers.BooleanField()
 
 
-class AnomalySerializer(serializers.Serializer):
+class AnomalySerializer(serializers.Serializer[Any]):
     code = serializers.CharField(
         help_text="record_count_change, duration_spike, status_degradation or rejected_share_rise"
     )
     message = serializers.CharField()
 
 
-class ComparisonSerializer(serializers.Serializer):
+class ComparisonSerializer(serializers.Serializer[Any]):
     run_a = RunRefSerializer()
     run_b = RunRefSerializer()
     same_source = serializers.BooleanField()
@@ -124,30 +126,32 @@ class ComparisonSerializer(serializers.Serializer):
     anomalies = AnomalySerializer(many=True)
 
 
-class DurationStatsSerializer(serializers.Serializer):
+class DurationStatsSerializer(serializers.Serializer[Any]):
     window = serializers.IntegerField(help_text="Latest finished runs these figures cover.")
     mean = serializers.FloatField(allow_null=True)
     median = serializers.FloatField(allow_null=True)
     last = serializers.FloatField(allow_null=True)
 
 
-class RowCountsSerializer(serializers.Serializer):
+class RowCountsSerializer(serializers.Serializer[Any]):
     quotes = serializers.IntegerField()
     raw_units = serializers.IntegerField(help_text="Pages and file chunks kept as received.")
     rejections = serializers.IntegerField(help_text="Items rejected, each with its reason.")
 
 
-class CheckpointSerializer(serializers.Serializer):
+class CheckpointSerializer(serializers.Serializer[Any]):
     cursor = serializers.JSONField()
     updated_at = serializers.DateTimeField()
     run = serializers.IntegerField(allow_null=True)
 
 
-class SourceStatsSerializer(serializers.Serializer):
-    source = serializers.CharField()
+class SourceStatsSerializer(serializers.Serializer[Any]):
+    # Declared fields named like attributes of a serializer (Field.source,
+    # BaseSerializer.partial): the serializer's metaclass takes them off the class.
+    source = serializers.CharField()  # type: ignore[assignment]
     runs_total = serializers.IntegerField()
     succeeded = serializers.IntegerField()
-    partial = serializers.IntegerField()
+    partial = serializers.IntegerField()  # type: ignore[assignment]
     failed = serializers.IntegerField()
     active = serializers.IntegerField(help_text="Queued or running now.")
     records_processed = serializers.IntegerField()
@@ -159,11 +163,11 @@ class SourceStatsSerializer(serializers.Serializer):
     checkpoint = CheckpointSerializer(allow_null=True)
 
 
-class StatsSerializer(serializers.Serializer):
+class StatsSerializer(serializers.Serializer[Any]):
     sources = SourceStatsSerializer(many=True)
 
 
-class LastRunSerializer(serializers.Serializer):
+class LastRunSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     status = serializers.CharField()
     started_at = serializers.DateTimeField()
@@ -171,8 +175,8 @@ class LastRunSerializer(serializers.Serializer):
     age_seconds = serializers.FloatField()
 
 
-class SourceHealthSerializer(serializers.Serializer):
-    source = serializers.CharField()
+class SourceHealthSerializer(serializers.Serializer[Any]):
+    source = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.source
     status = serializers.CharField(
         help_text="ok; degraded when the last success is too old or there is none; never_ran; "
         "not_monitored (not enabled or not configured: not part of the verdict)"
@@ -183,7 +187,7 @@ class SourceHealthSerializer(serializers.Serializer):
     max_age_minutes = serializers.FloatField()
 
 
-class HealthSerializer(serializers.Serializer):
+class HealthSerializer(serializers.Serializer[Any]):
     status = serializers.CharField(help_text="ok, degraded or unavailable")
     database = serializers.CharField()
     sources = SourceHealthSerializer(many=True, required=False)

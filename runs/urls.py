@@ -4,12 +4,13 @@ composes from every app."""
 
 from collections.abc import Callable
 
+from django.http import HttpResponseBase
 from django.urls import path
 
 from runs.views import RunViewSet
 
 
-def _alias(action: str) -> Callable:
+def _alias(action: str) -> Callable[..., HttpResponseBase]:
     """A root path for one of the viewset's GET actions, with that action's own options."""
     handler = getattr(RunViewSet, action)
     return RunViewSet.as_view({"get": action}, **getattr(handler, "kwargs", {}))

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 @extend_schema(tags=["runs"])
-class RunViewSet(ReadOnlyModelViewSet):
+class RunViewSet(ReadOnlyModelViewSet[Run]):
     """ETL runs, newest first: counts, duration, status and error; the detail adds drift and the
     checkpoint before and after."""
 
@@ -50,7 +50,7 @@ class RunViewSet(ReadOnlyModelViewSet):
     ordering = "-started_at"
     lookup_value_regex = ID_PATTERN
 
-    def get_serializer_class(self) -> type[BaseSerializer]:
+    def get_serializer_class(self) -> type[BaseSerializer[Run]]:
         return RunDetailSerializer if self.action == "retrieve" else RunSerializer
 
     def get_queryset(self) -> QuerySet[Run]:

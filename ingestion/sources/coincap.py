@@ -66,7 +66,8 @@ class CoinCapSource(JsonApiSource):
     title = "CoinCap"
     key_setting = "COINCAP_API_KEY"
     calls_per_minute_setting = "COINCAP_CALLS_PER_MINUTE"
-    expected_schema: ClassVar[Schema] = EXPECTED_SCHEMA
+    # Schema | None as on Source: the history sources built on this one have none.
+    expected_schema: ClassVar[Schema | None] = EXPECTED_SCHEMA
 
     def __init__(self, *, base_url: str, api_key: str, max_assets: int) -> None:
         super().__init__(base_url=base_url.strip() or BASE_URL, api_key=api_key)
@@ -139,7 +140,7 @@ class CoinCapSource(JsonApiSource):
             wrap=lambda row: {"item": row, "timestamp": timestamp},
         )
 
-    def _page(self, body: Any, *, what: str) -> tuple[list[dict], int]:
+    def _page(self, body: Any, *, what: str) -> tuple[list[dict[str, Any]], int]:
         """The rows and timestamp of one response, or a `SourceError` saying what came."""
         if not isinstance(body, dict):
             raise SourceError(f"{what}: expected an object with data and timestamp")

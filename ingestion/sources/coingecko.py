@@ -71,7 +71,8 @@ class CoinGeckoSource(JsonApiSource):
     title = "CoinGecko"
     key_setting = "COINGECKO_API_KEY"
     calls_per_minute_setting = "COINGECKO_CALLS_PER_MINUTE"
-    expected_schema: ClassVar[Schema] = EXPECTED_SCHEMA
+    # Schema | None as on Source: the history sources built on this one have none.
+    expected_schema: ClassVar[Schema | None] = EXPECTED_SCHEMA
 
     def __init__(self, *, base_url: str, api_key: str, plan: str, max_coins: int) -> None:
         self.plan_setting = plan.strip().lower()

@@ -73,7 +73,8 @@ class CoinPaprikaSource(JsonApiSource):
     title = "CoinPaprika"
     key_setting = "COINPAPRIKA_API_KEY"
     calls_per_minute_setting = "COINPAPRIKA_CALLS_PER_MINUTE"
-    expected_schema: ClassVar[Schema] = EXPECTED_SCHEMA
+    # Schema | None as on Source: the history sources built on this one have none.
+    expected_schema: ClassVar[Schema | None] = EXPECTED_SCHEMA
 
     def __init__(self, *, base_url: str, api_key: str, auth_scheme: str) -> None:
         api_key = api_key.strip()

@@ -260,7 +260,7 @@ class CsvSource(Source):
         with self.path.open("rb") as handle:
             layout, header, offset, line_no = self._read_header(handle)
             symbol = self._file_symbol(layout)
-            state = {"offset": offset, "line": line_no, "layout": layout.name}
+            state: dict[str, Any] = {"offset": offset, "line": line_no, "layout": layout.name}
             hasher = hashlib.sha256()
             handle.seek(0)
             hasher.update(handle.read(offset))

@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.utils import timezone
 
@@ -47,6 +47,9 @@ from ingestion.sources.coincap import CoinCapSource
 from ingestion.sources.coingecko import CoinGeckoSource
 from ingestion.sources.coinpaprika import CoinPaprikaSource
 from ingestion.sources.http import JsonClient, Page, error_message
+
+if TYPE_CHECKING:
+    from runs.drift import Schema
 
 INTERVALS = ("5m", "30m", "1h", "4h", "1d", "4d")
 POINT_INTERVALS = ("5m", "1h", "1d")
@@ -97,7 +100,7 @@ class HistoryMixin(JsonApiSource):
     # Bars and points of one interval are different slices: "1d" and "1d bars".
     bars = False
     # The snapshot endpoints' schemas do not apply; a history body's shape is checked per page.
-    expected_schema = None
+    expected_schema: ClassVar[Schema | None] = None
 
     def schedule(
         self,
@@ -197,7 +200,7 @@ class CoinGeckoHistory(HistoryMixin, CoinGeckoSource):
     # 5-minute points come only for a one-day range ending now (other days answer hourly, and
     # `interval=5m` is Enterprise-only): backfilling the past at 5m is not possible here.
     slice_days = {"1h": 90, "1d": 365}
-    supported = ("1h", "1d")
+    supported: tuple[str, ...] = ("1h", "1d")
 
     def request(self, client: JsonClient, piece: Slice) -> Page:
         return client.get_page(

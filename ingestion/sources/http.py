@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -173,13 +173,13 @@ def _watched(connection: HTTPConnection) -> None:
 
 
 class _WatchedHTTPConnection(HTTPConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _watched(self)
         super().request(*args, **kwargs)
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _watched(self)
         super().request(*args, **kwargs)
 
@@ -237,7 +237,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 def backoff_delay(*, attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, so clients that failed
     together do not all come back at the same instant."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
+    ceiling: float = min(cap, base * 2 ** (attempt - 1))
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
@@ -398,7 +398,9 @@ class JsonClient:
         request as it may be shown (no key), retrying what can be retried."""
         url = f"{self.base_url}/{path.lstrip('/')}"
         try:
-            shown = self.redact(safe_url(requests.Request("GET", url, params=params).prepare().url))
+            # A prepared request has its url (the stubs allow None, for one not prepared yet).
+            prepared = cast(str, requests.Request("GET", url, params=params).prepare().url)
+            shown = self.redact(safe_url(prepared))
         except requests.RequestException as exc:
             raise self.fail(f"cannot request {safe_url(url)!r}: {exc}") from None
         attempts = self.policy.max_retries + 1
@@ -494,7 +496,8 @@ class JsonClient:
                 response.close()
             self.session.close()
             raise _PastDeadline
-        return response
+        # None only when the watchdog fired, which raised above.
+        return cast(requests.Response, response)
 
     def _wait(self, *, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

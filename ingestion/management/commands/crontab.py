@@ -17,7 +17,7 @@ from django_crontab.management.commands.crontab import Command as DjangoCrontabC
 from ingestion.cron import crontab_problem, installed_jobs
 
 
-class Command(DjangoCrontabCommand):
+class Command(DjangoCrontabCommand):  # type: ignore[misc]  # django-crontab has no type hints
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = options["subcommand"]
         if subcommand != "run":
