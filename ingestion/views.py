@@ -25,6 +25,11 @@ class TriggerSerializer(serializers.Serializer[Any]):
     # A declared field, not Field.source: the serializer's metaclass takes it off the class.
     source = serializers.ChoiceField(choices=source_names())  # type: ignore[assignment]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The registry as it is now (settings.ETL_SOURCES), not as it was at import.
+        self.fields["source"].choices = source_names()
+
 
 class TriggerAcceptedSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(help_text="The new run; follow it at `url` or in /runs.")

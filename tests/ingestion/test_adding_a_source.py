@@ -112,6 +112,19 @@ def test_a_registered_source_is_known_to_the_api_and_the_schedule(example):
 
 
 @pytest.mark.django_db
+def test_a_registered_source_can_be_started_over_http(example, admin_user, monkeypatch):
+    launched: list[dict[str, Any]] = []
+    monkeypatch.setattr("ingestion.trigger.launch", lambda **kwargs: launched.append(kwargs))
+    client = APIClient()
+    client.force_authenticate(admin_user)
+
+    response = client.post("/api/runs/", {"source": "example"}, format="json")
+
+    assert response.status_code == 202, response.json()
+    assert launched == [{"run_id": response.json()["id"], "source": "example"}]
+
+
+@pytest.mark.django_db
 def test_a_registered_source_without_its_key_is_skipped_by_all_and_not_monitored(example, capsys):
     settings.EXAMPLE_API_KEY = ""
 
