@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -28,7 +28,8 @@ class TriggerSerializer(serializers.Serializer[Any]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The registry as it is now (settings.ETL_SOURCES), not as it was at import.
-        self.fields["source"].choices = source_names()
+        field = cast(serializers.ChoiceField, self.fields["source"])
+        field.choices = source_names()
 
 
 class TriggerAcceptedSerializer(serializers.Serializer[Any]):

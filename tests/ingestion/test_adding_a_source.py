@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+# Imported before any test registers a source, as a server has its views before a request.
+import ingestion.views  # noqa: F401
 from ingestion.normalize import Observation, to_positive_price, to_utc
 from ingestion.services import enabled_sources, monitored_sources
 from ingestion.sources.api import JsonApiSource, provider_id, text
