@@ -12,9 +12,9 @@ from datetime import datetime
 
 from ingestion.pipeline import ingest
 from ingestion.reference import reference_index
+from ingestion.sources.bars import BAR_SOURCES
 from ingestion.sources.base import SourceError
 from ingestion.sources.history import (
-    BAR_SOURCES,
     HISTORY_SOURCES,
     HistoryMixin,
     Slice,

@@ -14,15 +14,7 @@ same preparation and write, the checkpoint in the page's transaction).
   points. The free plan serves daily points for the last year and hourly ones for the last day;
   a refusal fails that slice only.
 
-Bars (`bars=True`, `backfill --bars`), each stored with its open, high, low and close:
-- CoinGecko `/coins/{id}/ohlc?vs_currency=usd&days=N`: the last N days up to now, N one of 1 (30m
-  bars), 7, 14, 30 (4h) or 90, 180, 365 (4d). The provider stamps a bar with its close time, on
-  the grid: the bar closing at 08:00 covers 07:30 to 08:00. It is stored one second before that
-  stamp (07:59:59), the convention of the CSV exports' and CoinPaprika's daily bars, so a stored
-  bar's time always lies inside the bar and every candle interval buckets it where it belongs;
-  the raw page keeps the stamp as received.
-- CoinPaprika `/coins/{id}/ohlcv/historical?start&end` (dates): daily bars stamped at their
-  close (23:59:59). Restricted on the free plan: a refusal fails that slice only.
+Bars (`backfill --bars`) are in ingestion/sources/bars.py.
 
 The checkpoint (`<source>:backfill`) lists the finished slices by (provider id, interval, kind,
 slice start and end): a killed backfill continues with the first unfinished one, and a repeated
@@ -85,7 +77,7 @@ def split(start: datetime, end: datetime, days: int) -> Iterator[tuple[datetime,
         moment += step
 
 
-def _utc_ms(value: Any, field: str) -> datetime:
+def utc_ms(value: Any, field: str) -> datetime:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Rejected(f"{field} is not a millisecond timestamp: {value!r}")
     return datetime.fromtimestamp(value / 1000, tz=UTC)
@@ -248,7 +240,7 @@ class CoinGeckoHistory(HistoryMixin, CoinGeckoSource):
             identity=payload["id"],
             symbol="",
             name="",
-            observed_at=_utc_ms(payload.get("time"), "time"),
+            observed_at=utc_ms(payload.get("time"), "time"),
             price_usd=to_positive_price(payload.get("price"), field="price"),
             # A market cap of 0 is CoinGecko's "unknown" for new and delisted coins.
             market_cap_usd=cap if cap else None,
@@ -301,90 +293,11 @@ class CoinCapHistory(HistoryMixin, CoinCapSource):
             identity=payload["id"],
             symbol="",
             name="",
-            observed_at=_utc_ms(payload.get("time"), "time"),
+            observed_at=utc_ms(payload.get("time"), "time"),
             price_usd=to_positive_price(payload.get("priceUsd"), field="priceUsd"),
             market_cap_usd=None,
             volume_24h_usd=None,
             percent_change_24h=None,
-        )
-
-
-class CoinGeckoBars(CoinGeckoHistory):
-    """`/coins/{id}/ohlc`: the bars of the last `days` up to now, their length set by `days`."""
-
-    bars = True
-    supported = ("30m", "4h", "4d")
-    # The `days` values the endpoint takes for each bar length, shortest first.
-    DAYS = {"30m": (1,), "4h": (7, 14, 30), "4d": (90, 180, 365)}
-    slice_days: dict[str, int] = {}
-    # How far `end` may lie before now: the endpoint cannot end in the past.
-    SLACK = timedelta(hours=1)
-
-    def plan_slices(self, targets: list[Target], start: datetime, end: datetime) -> list[Slice]:
-        now = timezone.now()
-        if end < now - self.SLACK:
-            raise SourceError(
-                "CoinGecko bars always end now (/ohlc takes a number of days back): leave out --to"
-            )
-        span = now - start
-        choices = self.DAYS[self.interval]
-        days = next((d for d in choices if timedelta(days=d) >= span), None)
-        if days is None:
-            longer = {"30m": "4h bars reach 30 days", "4h": "4d bars reach 365 days"}
-            hint = longer.get(self.interval, "a Pro key reaches further with /ohlc/range")
-            raise SourceError(
-                f"CoinGecko {self.interval} bars reach back {_days(choices[-1])} at most, and "
-                f"--from is {_days(span.days)} ago; {hint}"
-            )
-        self.days = days
-        first = now - timedelta(days=days)
-        return [Slice(target, first, now) for target in targets]
-
-    def request(self, client: JsonClient, piece: Slice) -> Page:
-        return client.get_page(
-            f"/coins/{piece.target.external_id}/ohlc",
-            params={"vs_currency": "usd", "days": self.days},
-        )
-
-    def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
-        where = f"/coins/{context['id']}/ohlc"
-        if not isinstance(body, list):
-            code, message = error_message(body)
-            if message is not None:
-                raise SourceError(f"{where}: error {code}: {message!r}" if code else message)
-            raise SourceError(f"{where}: expected a list of [time, open, high, low, close]")
-        items = []
-        for index, row in enumerate(body, start=1):
-            name = f"{context['id']} bar {index}"
-            if not isinstance(row, list) or len(row) != 5:
-                items.append(Item(name, index, {"row": row}, "not [time, open, high, low, close]"))
-                continue
-            stamp, opened, high, low, close = row
-            payload = {
-                "id": context["id"],
-                "interval": context["interval"],
-                "time": stamp,
-                "open": opened,
-                "high": high,
-                "low": low,
-                "close": close,
-            }
-            items.append(Item(name, index, payload))
-        return items
-
-    def normalize(self, payload: dict[str, Any]) -> Observation:
-        closed = _utc_ms(payload.get("time"), "time")
-        return Observation(
-            identity=payload["id"],
-            symbol="",
-            name="",
-            # Stamped at its close on the grid: stored in its own last second (see the module).
-            observed_at=closed - timedelta(seconds=1),
-            price_usd=to_positive_price(payload.get("close"), field="close"),
-            open_usd=to_positive_price(payload.get("open"), field="open"),
-            high_usd=to_positive_price(payload.get("high"), field="high"),
-            low_usd=to_positive_price(payload.get("low"), field="low"),
-            interval=payload["interval"],
         )
 
 
@@ -408,7 +321,7 @@ class CoinPaprikaHistory(HistoryMixin, CoinPaprikaSource):
         )
 
     def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
-        return _paprika_items(
+        return paprika_items(
             self, body, context, where="/tickers/{id}/historical", stamp="timestamp"
         )
 
@@ -417,7 +330,7 @@ class CoinPaprikaHistory(HistoryMixin, CoinPaprikaSource):
             identity=payload["id"],
             symbol="",
             name="",
-            observed_at=_iso_time(payload.get("timestamp"), "timestamp"),
+            observed_at=iso_time(payload.get("timestamp"), "timestamp"),
             price_usd=to_positive_price(payload.get("price"), field="price"),
             market_cap_usd=to_decimal(payload.get("market_cap"), field="market_cap") or None,
             volume_24h_usd=to_decimal(payload.get("volume_24h"), field="volume_24h"),
@@ -425,7 +338,7 @@ class CoinPaprikaHistory(HistoryMixin, CoinPaprikaSource):
         )
 
 
-def _paprika_items(
+def paprika_items(
     source: HistoryMixin, body: Any, context: dict[str, Any], *, where: str, stamp: str
 ) -> list[Item]:
     """A CoinPaprika history list (`where`, with `{id}`) as items named by their time."""
@@ -436,11 +349,7 @@ def _paprika_items(
     ]
 
 
-def _days(count: int) -> str:
-    return f"{count} day" if count == 1 else f"{count} days"
-
-
-def _iso_time(value: Any, field: str) -> datetime:
+def iso_time(value: Any, field: str) -> datetime:
     if not isinstance(value, str):
         raise Rejected(f"missing {field}")
     try:
@@ -449,46 +358,8 @@ def _iso_time(value: Any, field: str) -> datetime:
         raise Rejected(f"{field} is not a time: {value!r}") from None
 
 
-class CoinPaprikaBars(HistoryMixin, CoinPaprikaSource):
-    bars = True
-    slice_days = {"1d": 365}
-    supported = ("1d",)
-
-    def request(self, client: JsonClient, piece: Slice) -> Page:
-        last_day = piece.end - timedelta(seconds=1)
-        return client.get_page(
-            f"/coins/{piece.target.external_id}/ohlcv/historical",
-            params={"start": f"{piece.start:%Y-%m-%d}", "end": f"{last_day:%Y-%m-%d}"},
-        )
-
-    def read_page(self, body: Any, context: dict[str, Any]) -> list[Item]:
-        return _paprika_items(
-            self, body, context, where="/coins/{id}/ohlcv/historical", stamp="time_close"
-        )
-
-    def normalize(self, payload: dict[str, Any]) -> Observation:
-        return Observation(
-            identity=payload["id"],
-            symbol="",
-            name="",
-            observed_at=_iso_time(payload.get("time_close"), "time_close"),
-            price_usd=to_positive_price(payload.get("close"), field="close"),
-            market_cap_usd=to_decimal(payload.get("market_cap"), field="market_cap"),
-            volume_24h_usd=to_decimal(payload.get("volume"), field="volume"),
-            percent_change_24h=None,
-            open_usd=to_decimal(payload.get("open"), field="open"),
-            high_usd=to_decimal(payload.get("high"), field="high"),
-            low_usd=to_decimal(payload.get("low"), field="low"),
-            interval="1d",
-        )
-
-
 HISTORY_SOURCES: dict[str, type[HistoryMixin]] = {
     "coingecko": CoinGeckoHistory,
     "coincap": CoinCapHistory,
     "coinpaprika": CoinPaprikaHistory,
-}
-BAR_SOURCES: dict[str, type[HistoryMixin]] = {
-    "coingecko": CoinGeckoBars,
-    "coinpaprika": CoinPaprikaBars,
 }
