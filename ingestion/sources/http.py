@@ -12,17 +12,13 @@ a provider echoes them.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import json
 import logging
 import math
 import random
 import re
-import socket
-import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,13 +27,11 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError
 
 from common.logs import REDACTED, redact
 from ingestion.sources.base import SourceError
+from ingestion.sources.deadline import DeadlineAdapter, PastDeadline, Watchdog
 from runs.metrics import record_upstream_response, record_upstream_retry
 
 logger = logging.getLogger(__name__)
@@ -105,107 +99,6 @@ class RateLimiter:
             self._sleep(delay)
         self._next_at = now + delay + self.interval
         return delay
-
-
-# --- the total deadline --------------------------------------------------------------------------
-# A socket timeout bounds one wait for the network, so a server that sends a byte every few
-# seconds (headers or body) keeps a request alive for as long as it likes. Each attempt therefore
-# runs under a watchdog: at the deadline it shuts down the sockets the attempt is using, which
-# ends any blocking read at once, and the attempt is reported as past its deadline. The
-# connections note themselves in a thread-local set when they send a request, because a pooled
-# keep-alive connection is reused without connecting again.
-
-_attempt = threading.local()
-
-
-class _PastDeadline(Exception):
-    """An attempt was cut off at its total deadline."""
-
-
-class _Watchdog:
-    """Cuts the connections of one attempt when its deadline passes."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.fired = False
-        self._connections: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Watchdog:
-        _attempt.watchdog = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._timer.cancel()
-        _attempt.watchdog = None
-
-    def watch(self, connection: HTTPConnection) -> None:
-        with self._lock:
-            self._connections.add(connection)
-            fired = self.fired
-        if fired:
-            _cut(connection)
-
-    def _fire(self) -> None:
-        with self._lock:
-            self.fired = True
-            connections = list(self._connections)
-        for connection in connections:
-            _cut(connection)
-
-
-def _cut(connection: HTTPConnection) -> None:
-    sock = getattr(connection, "sock", None)
-    if isinstance(sock, socket.socket):
-        # The plain socket's shutdown, also under TLS: it wakes a read blocked in another
-        # thread without touching the TLS object that read is using. OSError: already closed.
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-def _watched(connection: HTTPConnection) -> None:
-    watchdog = getattr(_attempt, "watchdog", None)
-    if watchdog is not None:
-        watchdog.watch(connection)
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watched(self)
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watched(self)
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    """An adapter whose connections a `_Watchdog` can cut."""
-
-    _pools = {"http": _WatchedHTTPConnectionPool, "https": _WatchedHTTPSConnectionPool}
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(self._pools)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if getattr(manager, "pool_classes_by_scheme", None) is not None:
-            manager.pool_classes_by_scheme = dict(self._pools)
-        return manager
 
 
 def _unresolved_host(exc: BaseException) -> bool:
@@ -373,7 +266,7 @@ class JsonClient:
         self._rng = rng or random.Random()
         self._limiter = RateLimiter(calls_per_minute=policy.calls_per_minute, sleep=sleep)
         self.session = requests.Session()
-        adapter = _DeadlineAdapter()
+        adapter = DeadlineAdapter()
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update(
@@ -416,7 +309,7 @@ class JsonClient:
             retry_after: float | None = None
             try:
                 response = self._send(url, params=params, timeout=timeout)
-            except _PastDeadline:
+            except PastDeadline:
                 problem = (
                     f"no complete answer within the total deadline of {deadline:g} s "
                     "(HTTP_TOTAL_DEADLINE_SECONDS); the server sent it too slowly"
@@ -481,8 +374,8 @@ class JsonClient:
     def _send(
         self, url: str, *, params: Mapping[str, Any] | None, timeout: tuple[float, float]
     ) -> requests.Response:
-        """One GET, body included, cut off at the policy's total deadline (`_PastDeadline`)."""
-        watchdog = _Watchdog(self.policy.total_deadline)
+        """One GET, body included, cut off at the policy's total deadline (`PastDeadline`)."""
+        watchdog = Watchdog(self.policy.total_deadline)
         try:
             with watchdog:
                 response = self.session.get(url, params=params, timeout=timeout)
@@ -495,7 +388,7 @@ class JsonClient:
             if response is not None:
                 response.close()
             self.session.close()
-            raise _PastDeadline
+            raise PastDeadline
         # None only when the watchdog fired, which raised above.
         return cast(requests.Response, response)
 
