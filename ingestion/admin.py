@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
@@ -14,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from ingestion.models import RawUnit, Rejection
 from runs.admin import ReadOnlyAdmin
+from runs.models import Run
 
 # Lines shown on a unit's page; the download has all of it.
 SHOWN_LINES = 2000
@@ -98,10 +100,30 @@ class RawUnitAdmin(ReadOnlyAdmin):
         )
 
 
+class RunFilter(admin.SimpleListFilter):
+    """The rejections of one run, as a run's rejected count links to them. Only the chosen run
+    is offered (a list of every run would be long); it shows the list is filtered and how to
+    clear it."""
+
+    title = "run"
+    parameter_name = "run__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        run = Run.objects.filter(pk=int(value)).first() if value and value.isdigit() else None
+        return [(str(run.pk), str(run))] if run is not None else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(run_id=int(value)) if value.isdigit() else queryset.none()
+
+
 @admin.register(Rejection)
 class RejectionAdmin(ReadOnlyAdmin):
     list_display = ["id", "source", "location", "reason", "run", "raw_unit", "created_at"]
-    list_filter = ["source", "created_at"]
+    list_filter = [RunFilter, "source", "created_at"]
     search_fields = ["location", "reason", "text"]
     date_hierarchy = "created_at"
     list_select_related = ["run", "raw_unit"]

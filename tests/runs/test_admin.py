@@ -17,6 +17,7 @@ from tests.admin_pages import (
     readonly_field,
     result_links,
     result_rows,
+    selected_filter_choice,
 )
 from tests.factories import RejectionFactory, RunFactory
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.django_db
 
 RUNS = reverse("admin:runs_run_changelist")
 CHECKPOINTS = reverse("admin:runs_checkpoint_changelist")
+REJECTIONS = reverse("admin:ingestion_rejection_changelist")
 DRIFT = {
     "items": 250,
     "added": [{"field": "roi", "count": 250, "share": 1.0}],
@@ -124,6 +126,10 @@ def test_the_rejected_count_leads_to_exactly_that_runs_rejections(admin_client):
     assert clean_shown["rejected"] == "0"
     assert "rejected" not in clean_links
     assert {int(pk) for pk in column(rejections, "id")} == mine
+    # The list says it is filtered, by which run, and clears back to every rejection.
+    assert selected_filter_choice(rejections, "run") == str(rejecting)
+    clear = page(rejections).find(id="changelist-filter-extra-actions").find_all("a")[-1]
+    assert len(column(admin_client.get(REJECTIONS + clear.attrs["href"]), "id")) == 3
 
 
 def test_the_run_page_links_its_rejections_too(admin_client):
