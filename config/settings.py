@@ -377,8 +377,8 @@ COINCAP_CALLS_PER_MINUTE = env.float("COINCAP_CALLS_PER_MINUTE", default=30)
 # --- Schedule (django-crontab) ---------------------------------------------------------------
 # The scheduler container installs these jobs with `manage.py crontab add` and runs cron
 # (scripts/entrypoint.sh scheduler); `manage.py crontab show` lists what is installed. Each job
-# runs `ingest --source NAME --trigger cron` (ingestion/cron.py). Schedules are five-field cron
-# expressions in UTC; an empty one disables those jobs.
+# is a cron run of one source, as `ingest --source NAME --trigger cron` (ingestion/cron.py).
+# Schedules are five-field cron expressions in UTC; an empty one disables those jobs.
 CRON_API_SCHEDULE = env.str("CRON_API_SCHEDULE", default="0 * * * *")
 CRON_CSV_SCHEDULE = env.str("CRON_CSV_SCHEDULE", default="30 0 * * *")
 # `prune_raw`, daily, when RAW_RETENTION_DAYS is set.

@@ -35,7 +35,8 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/assets/<str:key>/candles", CandleView.as_view(), name="asset-candles"),
     path("api/assets/<str:key>/coverage", CoverageView.as_view(), name="asset-coverage"),
-    path("api/runs/stats/", stats),
+    # Where the run viewset had its stats action; the same view as /stats.
+    path("api/runs/stats/", stats, name="run-stats"),
     path("api/", include(router.urls)),
     path("data", DataViewSet.as_view({"get": "list"}), name="data"),
     path("health", health, name="health"),

@@ -1,6 +1,7 @@
-"""The job django-crontab runs: one cron run of a source, with the exit status `ingest --source
-NAME` would have;
-and the checks that make `manage.py crontab add` fail when it installed nothing.
+"""The job django-crontab runs: one cron run of a source, as `ingest --source all` runs each
+source (skipped with a warning, exit 0, when it is not configured; else the exit status `ingest
+--source NAME` would have); and the checks that make `manage.py crontab add` fail when it
+installed nothing.
 
 settings.CRONJOBS lists one `ingest_job(NAME)` per scheduled source; `manage.py crontab add`
 turns them into crontab lines that call `manage.py crontab run <hash>`, which calls this.

@@ -73,7 +73,7 @@ def monitored_sources() -> list[str]:
 
 
 def check_request(
-    names: Sequence[str],
+    names: Sequence[str] | None,
     *,
     path: str | None = None,
     symbol: str | None = None,
@@ -81,15 +81,18 @@ def check_request(
     fail_after: int | None = None,
     run_id: int | None = None,
 ) -> None:
-    """Refuse, before any run starts, a request that cannot be carried out as given."""
+    """Refuse, before any run starts, a request that cannot be carried out as given. `names`
+    None is `--source all`: one run per enabled source, whichever they are, so it takes no
+    option of one source (`--path`) and continues no single run."""
     if fail_after is not None and fail_after < 0:
         raise InvalidRequest("--fail-after must be zero (never) or a positive number")
-    if run_id is not None and len(names) != 1:
+    if run_id is not None and (names is None or len(names) != 1):
         raise InvalidRequest("--run-id continues one run: give one --source, not all")
     options = {"path": path, "symbol": symbol, "asset": asset}
     given = [name for name, value in options.items() if value]
-    for source in names:
-        refused = [f"--{name}" for name in given if name not in source_class(source).run_options]
+    for source in [None] if names is None else names:
+        runs_with = source_class(source).run_options if source else ()
+        refused = [f"--{name}" for name in given if name not in runs_with]
         if refused:
             takers = [n for n in source_names() if set(given) <= set(source_class(n).run_options)]
             where = " or ".join(f"--source {n}" for n in takers) or "no source"

@@ -35,10 +35,10 @@ def source_class(name: str) -> type[Source]:
 
 def build_source(name: str, **options: Any) -> Source:
     """The source called `name`, configured from settings and the run's `options` (`path`,
-    `symbol`, `asset` of a file source); options left None are not given. An option the source
-    does not take is refused."""
+    `symbol`, `asset` of a file source); options left None or empty are not given. An option
+    the source does not take is refused."""
     cls = source_class(name)
-    given = {key: value for key, value in options.items() if value is not None}
+    given = {key: value for key, value in options.items() if value not in (None, "")}
     unknown = sorted(set(given) - set(cls.run_options))
     if unknown:
         raise SourceError(f"{name} takes no {', '.join(unknown)}")

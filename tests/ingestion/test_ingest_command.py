@@ -99,3 +99,31 @@ def test_contradictory_arguments_are_refused_before_any_run(arguments, message):
 
     assert excinfo.value.returncode == 2
     assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--path", "prices.csv"], "--path only apply to --source csv"),
+        (["--run-id", "1"], "give one --source"),
+    ],
+)
+def test_all_takes_no_option_of_one_source_even_when_only_that_source_is_enabled(
+    settings, arguments, message
+):
+    settings.ETL_ENABLED_SOURCES = ["csv"]
+
+    with pytest.raises(CommandError, match=message) as excinfo:
+        call_command("ingest", "--source", "all", *arguments)
+
+    assert excinfo.value.returncode == 2
+    assert not Run.objects.exists()
+
+
+def test_a_usage_error_is_reported_before_a_bad_enabled_sources_setting(settings):
+    settings.ETL_ENABLED_SOURCES = ["nasdaq"]
+
+    with pytest.raises(CommandError, match="--fail-after must be zero") as excinfo:
+        call_command("ingest", "--source", "all", "--fail-after", "-1")
+
+    assert excinfo.value.returncode == 2

@@ -19,7 +19,13 @@ from ingestion.cli import (
     progress,
     summary,
 )
-from ingestion.services import InvalidRequest, Outcome, enabled_sources, ingest_sources
+from ingestion.services import (
+    InvalidRequest,
+    Outcome,
+    check_request,
+    enabled_sources,
+    ingest_sources,
+)
 from ingestion.sources import source_names
 from ingestion.sources.base import SourceError
 from runs.models import Run
@@ -67,10 +73,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         one = options["source"] != ALL
+        asked = {name: options[name] for name in ("path", "symbol", "asset", "fail_after")}
         try:
+            # Usage first (exit 2), as argparse would, whatever the settings say.
+            check_request([options["source"]] if one else None, run_id=options["run_id"], **asked)
             names = [options["source"]] if one else enabled_sources()
+        except InvalidRequest as exc:
+            raise CommandError(str(exc), returncode=EXIT_USAGE) from exc
         except SourceError as exc:
             raise CommandError(str(exc), returncode=EXIT_FAILED) from exc
+        # One progress display for every run; each report closes its bar before the summary.
         with progress(self.stdout, verbosity=options["verbosity"]) as on_batch:
             outcomes = ingest_sources(
                 names,
