@@ -83,7 +83,8 @@ def run_ingest_job(source: str) -> int:
         run = outcome.run
         if run is None or outcome.failed:
             status = EXIT_ALREADY_RUNNING if outcome.busy else EXIT_FAILED
-            detail = outcome.busy or outcome.error or (summary(run) if run else "")
+            failure = f"run {run.pk} failed: {run.error}" if run else ""
+            detail = outcome.busy or outcome.error or failure
             logger.error(
                 "cron job ingest --source %s exited with status %d: %s", source, status, detail
             )
