@@ -5,6 +5,7 @@ decide it.
 - `configuration_note(name)`: why a source cannot run here (CoinCap without a key), or None.
   A source with a note is skipped, not failed: cron would otherwise fail it every hour.
 - `monitored_sources()`: enabled and configured, the sources /health holds to their schedule.
+- `check_request(...)`: the options of a request checked before any run starts.
 - `ingest_sources(names, ...)`: one run per source, one after another, yielding each outcome as
   it comes; a source that fails or is busy does not stop the others.
 """
@@ -121,12 +122,9 @@ def ingest_sources(
 
     A source that is not configured is skipped (unless `skip_unconfigured` is off: a source
     asked for by name runs and fails saying what is missing), one already running is reported
-    busy, one that cannot start is an error; none of them stops the rest. `InvalidRequest`
-    (raised before the first run) refuses the whole request.
+    busy, one that cannot start is an error; none of them stops the rest. A caller that takes
+    the options from a person checks them first (`check_request`).
     """
-    check_request(
-        names, path=path, symbol=symbol, asset=asset, fail_after=fail_after, run_id=run_id
-    )
     for name in names:
         try:
             note = skip_unconfigured and configuration_note(name)

@@ -95,10 +95,7 @@ class Command(BaseCommand):
                 on_batch=on_batch,
                 skip_unconfigured=not one,
             )
-            try:
-                done = [self._report(outcome, one=one, shown=on_batch) for outcome in outcomes]
-            except InvalidRequest as exc:
-                raise CommandError(str(exc), returncode=EXIT_USAGE) from exc
+            done = [self._report(outcome, one=one, shown=on_batch) for outcome in outcomes]
         if not one:
             self._report_all(done)
 
